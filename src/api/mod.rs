@@ -1,0 +1,82 @@
+//! HTTP: `/metrics`, `/-/healthy`, `/-/ready`. Routing and encoding only;
+//! the state it shows belongs to other modules.
+
+use crate::selfmetrics::SelfMetrics;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::net::TcpListener;
+
+pub struct ApiState {
+    pub metrics: Arc<SelfMetrics>,
+    /// True once the config is loaded and every listener is bound; false
+    /// again from the start of shutdown, so traffic drains elsewhere.
+    pub ready: AtomicBool,
+}
+
+/// Serves until the process ends; errors on one connection stay there.
+pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, don't spin.
+                tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(&state, req)) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+}
+
+fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are served here\n",
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => Response::builder()
+            .header(
+                hyper::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+            .body(Full::new(Bytes::from(state.metrics.render())))
+            .expect("static response parts are valid"),
+        "/-/healthy" => text(StatusCode::OK, "kubegate is Healthy.\n"),
+        "/-/ready" if state.ready.load(Ordering::Acquire) => {
+            text(StatusCode::OK, "kubegate is Ready.\n")
+        }
+        "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "kubegate is not ready.\n"),
+        _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static response parts are valid")
+}

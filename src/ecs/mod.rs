@@ -1,0 +1,209 @@
+//! Sample batches to ECS documents. Scraped batches take metricbeat's
+//! `prometheus.collector` layout, host batches its `system.*` layout, so
+//! existing Kibana dashboards and saved searches keep working.
+
+mod system;
+
+use crate::model::{Document, Labels, SampleBatch, SourceKind};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use system::HostDocuments;
+
+/// The ECS version the documents follow.
+pub const ECS_VERSION: &str = "8.17.0";
+
+/// Fields every document carries, fixed for the life of the process.
+#[derive(Clone, Debug)]
+pub struct EcsContext {
+    pub host_name: String,
+    pub agent_id: String,
+    pub agent_ephemeral_id: String,
+    /// `data_stream.namespace`.
+    pub namespace: String,
+    /// Prometheus `external_labels`, sent as ECS `labels.*`.
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl EcsContext {
+    pub fn new(
+        host_name: String,
+        namespace: String,
+        external_labels: BTreeMap<String, String>,
+    ) -> Self {
+        let start = crate::model::now_ms();
+        EcsContext {
+            agent_id: uuid_like(xxhash_rust::xxh3::xxh3_128(
+                format!("kubegate/{host_name}").as_bytes(),
+            )),
+            agent_ephemeral_id: uuid_like(xxhash_rust::xxh3::xxh3_128(
+                format!("{host_name}/{}/{start}", std::process::id()).as_bytes(),
+            )),
+            host_name,
+            namespace,
+            external_labels,
+        }
+    }
+
+    /// The common part of every metric document.
+    fn base(
+        &self,
+        timestamp_ms: i64,
+        dataset: &str,
+        module: &str,
+        metricset: &str,
+        duration: Duration,
+        period: Duration,
+    ) -> Map<String, Value> {
+        let mut doc = Map::new();
+        doc.insert(
+            "@timestamp".into(),
+            Value::String(format_timestamp(timestamp_ms)),
+        );
+        doc.insert("ecs".into(), json!({"version": ECS_VERSION}));
+        doc.insert("agent".into(), json!({"type": "kubegate", "name": self.host_name, "version": env!("CARGO_PKG_VERSION"), "id": self.agent_id, "ephemeral_id": self.agent_ephemeral_id}));
+        doc.insert(
+            "host".into(),
+            json!({"name": self.host_name, "hostname": self.host_name}),
+        );
+        doc.insert("event".into(), json!({"kind": "metric", "dataset": dataset, "module": module, "duration": duration.as_nanos() as u64}));
+        doc.insert(
+            "metricset".into(),
+            json!({"name": metricset, "period": period.as_millis() as u64}),
+        );
+        doc.insert(
+            "data_stream".into(),
+            json!({"type": "metrics", "dataset": dataset, "namespace": self.namespace}),
+        );
+        if !self.external_labels.is_empty() {
+            doc.insert("labels".into(), json!(self.external_labels));
+        }
+        doc
+    }
+
+    fn document(
+        &self,
+        dataset: &str,
+        identity: &[&str],
+        timestamp_ms: i64,
+        body: Map<String, Value>,
+    ) -> Document {
+        Document {
+            id: document_id(dataset, identity, timestamp_ms),
+            index: format!("metrics-{dataset}-{}", self.namespace),
+            body: Value::Object(body),
+        }
+    }
+}
+
+/// Builds the documents for one batch.
+pub fn batch_documents(
+    ctx: &EcsContext,
+    host: &mut HostDocuments,
+    batch: &SampleBatch,
+) -> Vec<Document> {
+    match batch.kind {
+        SourceKind::Scrape => prometheus_documents(ctx, batch, batch.interval),
+        SourceKind::Host => host.documents(ctx, batch, batch.interval),
+    }
+}
+
+/// One document per target and label set; metrics under
+/// `prometheus.metrics.<name>`, labels under `prometheus.labels.*`.
+/// NaN and ±Inf have no JSON form, so as metricbeat does they are left out.
+pub fn prometheus_documents(
+    ctx: &EcsContext,
+    batch: &SampleBatch,
+    period: Duration,
+) -> Vec<Document> {
+    const DATASET: &str = "prometheus.collector";
+    let mut groups: BTreeMap<&Labels, Map<String, Value>> = BTreeMap::new();
+    for s in &batch.samples {
+        if !s.value.is_finite() {
+            continue;
+        }
+        groups
+            .entry(&s.labels)
+            .or_default()
+            .insert(s.name.clone(), number(s.value));
+    }
+    groups
+        .into_iter()
+        .map(|(labels, metrics)| {
+            let mut doc = ctx.base(
+                batch.timestamp_ms,
+                DATASET,
+                "prometheus",
+                "collector",
+                batch.duration,
+                period,
+            );
+            let label_obj: Map<String, Value> = labels
+                .iter()
+                .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                .collect();
+            doc.insert(
+                "prometheus".into(),
+                json!({"labels": label_obj, "metrics": metrics}),
+            );
+            doc.insert(
+                "service".into(),
+                json!({"type": "prometheus", "address": batch.target.instance}),
+            );
+            let identity = labels.to_string();
+            ctx.document(
+                DATASET,
+                &[&batch.target.job, &batch.target.instance, &identity],
+                batch.timestamp_ms,
+                doc,
+            )
+        })
+        .collect()
+}
+
+/// Integral values are sent as JSON integers so they map as `long`, the
+/// way metricbeat's documents show counters.
+pub(crate) fn number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        Value::from(v as i64)
+    } else {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// A deterministic `_id`: the same source, label set and timestamp always
+/// give the same id, so a retried bulk request cannot duplicate.
+pub fn document_id(dataset: &str, identity: &[&str], timestamp_ms: i64) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(dataset.as_bytes());
+    for part in identity {
+        h.update(&[0xff]);
+        h.update(part.as_bytes());
+    }
+    h.update(&timestamp_ms.to_le_bytes());
+    format!("{:032x}", h.digest128())
+}
+
+fn uuid_like(h: u128) -> String {
+    let s = format!("{h:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &s[0..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..32]
+    )
+}
+
+/// RFC 3339 in UTC with milliseconds, as Beats write `@timestamp`.
+pub fn format_timestamp(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests;

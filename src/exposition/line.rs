@@ -1,0 +1,647 @@
+//! The per-line tokenizer. Everything it returns borrows from the line:
+//! names and label values come back as slices with their escapes still in
+//! place, so a caller that only inspects, hashes or compares them never
+//! allocates. Only [`Text::unescape`] on an escaped value copies.
+
+use std::borrow::Cow;
+
+use super::Format;
+use crate::model::MetricType;
+
+/// A name or label value as written: `raw` is the text between the quotes
+/// (or the bare name), escapes unresolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Text<'a> {
+    pub raw: &'a str,
+    /// `raw` holds a backslash, so [`Text::unescape`] has work to do.
+    pub escaped: bool,
+}
+
+impl<'a> Text<'a> {
+    fn bare(raw: &'a str) -> Self {
+        Text {
+            raw,
+            escaped: false,
+        }
+    }
+
+    /// Resolves `\\`, `\"` and `\n`. Any other escape stays as written,
+    /// which is what Prometheus does with it.
+    pub fn unescape(self) -> Cow<'a, str> {
+        if self.escaped {
+            Cow::Owned(unescape(self.raw, true))
+        } else {
+            Cow::Borrowed(self.raw)
+        }
+    }
+
+    fn same_as(self, other: Text<'_>) -> bool {
+        if self.escaped || other.escaped {
+            self.unescape() == other.unescape()
+        } else {
+            self.raw == other.raw
+        }
+    }
+}
+
+/// One `name="value"` pair of a sample's label set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label<'a> {
+    pub name: Text<'a>,
+    pub value: Text<'a>,
+}
+
+/// What one line holds. A sample's labels are not in here but in the
+/// scratch vector handed to [`parse_line`], so the vector's capacity is
+/// reused from line to line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LineItem<'a> {
+    Blank,
+    /// Any comment that is not metadata; callers ignore it.
+    Comment,
+    /// `text` is raw: resolve it with [`unescape_help`].
+    Help {
+        name: Text<'a>,
+        text: &'a str,
+    },
+    Type {
+        name: Text<'a>,
+        kind: MetricType,
+    },
+    /// OpenMetrics only; already checked to be a suffix of the name.
+    Unit {
+        name: Text<'a>,
+        unit: &'a str,
+    },
+    /// OpenMetrics `# EOF`.
+    Eof,
+    Sample {
+        name: Text<'a>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+    },
+}
+
+/// Resolves HELP escapes: `\\` and `\n`, plus `\"` in OpenMetrics, whose
+/// grammar has it while the 0.0.4 text format does not.
+pub fn unescape_help(raw: &str, format: Format) -> Cow<'_, str> {
+    if raw.contains('\\') {
+        Cow::Owned(unescape(raw, format == Format::OpenMetrics))
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
+fn unescape(raw: &str, quote: bool) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(ch) = chars.next() {
+        if ch != '\\' {
+            out.push(ch);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('"') if quote => out.push('"'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Parses one line (without its line ending). A sample's labels are
+/// appended to `labels`, which is cleared first.
+pub fn parse_line<'a>(
+    line: &'a str,
+    format: Format,
+    labels: &mut Vec<Label<'a>>,
+) -> Result<LineItem<'a>, String> {
+    labels.clear();
+    let mut c = Cursor { line, pos: 0 };
+    c.skip_ws();
+    match c.peek() {
+        None => Ok(LineItem::Blank),
+        Some(b'#') => comment(c, format),
+        Some(_) => sample(c, format, labels),
+    }
+}
+
+fn comment(mut c: Cursor<'_>, format: Format) -> Result<LineItem<'_>, String> {
+    c.bump();
+    // Both Prometheus lexers want a blank between '#' and the keyword:
+    // "#HELP x" is prose, not metadata.
+    if !c.skip_ws() {
+        return Ok(LineItem::Comment);
+    }
+    let keyword = c.token();
+    let om = format == Format::OpenMetrics;
+    match keyword {
+        "HELP" | "TYPE" => {}
+        "UNIT" if om => {}
+        "EOF" if om => {
+            c.skip_ws();
+            return if c.at_end() {
+                Ok(LineItem::Eof)
+            } else {
+                Err(format!("unexpected text after # EOF: {}", show(c.rest())))
+            };
+        }
+        _ => return Ok(LineItem::Comment),
+    }
+    c.skip_ws();
+    let name = meta_name(&mut c, keyword)?;
+    c.skip_ws();
+    if keyword == "HELP" {
+        return Ok(LineItem::Help {
+            name,
+            text: c.rest(),
+        });
+    }
+    let word = c.token();
+    c.skip_ws();
+    if !c.at_end() {
+        return Err(format!(
+            "unexpected text after {keyword} {}: {}",
+            show(word),
+            show(c.rest())
+        ));
+    }
+    if keyword == "TYPE" {
+        if word.is_empty() {
+            return Err(format!("missing metric type for {}", show(name.raw)));
+        }
+        let kind = metric_type(word, format)?;
+        return Ok(LineItem::Type { name, kind });
+    }
+    let full = name.unescape();
+    let suffix_ok = word.is_empty()
+        || (full.len() > word.len()
+            && full.ends_with(word)
+            && full.as_bytes()[full.len() - word.len() - 1] == b'_');
+    if !suffix_ok {
+        return Err(format!(
+            "unit {} is not a suffix of metric name {}",
+            show(word),
+            show(&full)
+        ));
+    }
+    Ok(LineItem::Unit { name, unit: word })
+}
+
+fn meta_name<'a>(c: &mut Cursor<'a>, keyword: &str) -> Result<Text<'a>, String> {
+    let name = if c.peek() == Some(b'"') {
+        let q = c
+            .quoted()
+            .ok_or_else(|| format!("unterminated quoted metric name in {keyword}"))?;
+        if q.raw.is_empty() {
+            return Err(format!("empty metric name in {keyword}"));
+        }
+        q
+    } else {
+        let raw = c.token();
+        if raw.is_empty() {
+            return Err(format!("missing metric name in {keyword}"));
+        }
+        if !is_metric_name(raw) {
+            return Err(format!("invalid metric name {} in {keyword}", show(raw)));
+        }
+        Text::bare(raw)
+    };
+    if !c.at_end() && !c.peek().is_some_and(is_ws) {
+        return Err(format!(
+            "expected whitespace after metric name in {keyword}, found {}",
+            show(c.rest())
+        ));
+    }
+    Ok(name)
+}
+
+fn metric_type(word: &str, format: Format) -> Result<MetricType, String> {
+    use MetricType::*;
+    let kind = match word {
+        "counter" => Counter,
+        "gauge" => Gauge,
+        "histogram" => Histogram,
+        "summary" => Summary,
+        "untyped" => Untyped,
+        "unknown" => Unknown,
+        "info" => Info,
+        "stateset" => StateSet,
+        "gaugehistogram" => GaugeHistogram,
+        _ => return Err(format!("invalid metric type {}", show(word))),
+    };
+    // Each Prometheus parser accepts only its own format's vocabulary.
+    match (format, kind) {
+        (Format::PrometheusText, Unknown | Info | StateSet | GaugeHistogram) => Err(format!(
+            "invalid metric type {}: only OpenMetrics has it",
+            show(word)
+        )),
+        (Format::OpenMetrics, Untyped) => Err(format!(
+            "invalid metric type {}: OpenMetrics calls it \"unknown\"",
+            show(word)
+        )),
+        _ => Ok(kind),
+    }
+}
+
+fn sample<'a>(
+    mut c: Cursor<'a>,
+    format: Format,
+    labels: &mut Vec<Label<'a>>,
+) -> Result<LineItem<'a>, String> {
+    let mut name = match c.peek() {
+        Some(b'{') => None,
+        Some(b'"') => {
+            let q = c.quoted().ok_or("unterminated quoted metric name")?;
+            if q.raw.is_empty() {
+                return Err("empty metric name".into());
+            }
+            Some(q)
+        }
+        _ => {
+            let raw = c.take_while(|b| !is_ws(b) && b != b'{');
+            if !is_metric_name(raw) {
+                return Err(format!("invalid metric name {}", show(raw)));
+            }
+            Some(Text::bare(raw))
+        }
+    };
+    c.skip_ws();
+    if c.peek() == Some(b'{') {
+        label_set(&mut c, labels, Some(&mut name))?;
+        c.skip_ws();
+    }
+    let name = name.ok_or("missing metric name")?;
+
+    let tok = c.token();
+    if tok.is_empty() {
+        return Err("missing value".into());
+    }
+    let value = parse_float(tok).map_err(|e| e.describe("value", tok))?;
+    c.skip_ws();
+
+    let mut timestamp_ms = None;
+    if !c.at_end() && c.peek() != Some(b'#') {
+        let tok = c.token();
+        timestamp_ms = Some(match format {
+            Format::PrometheusText => text_timestamp(tok)?,
+            Format::OpenMetrics => om_timestamp(tok, "timestamp")?,
+        });
+        c.skip_ws();
+    }
+    if c.peek() == Some(b'#') {
+        exemplar(&mut c, format, labels)?;
+    } else if !c.at_end() {
+        return Err(format!(
+            "unexpected text after timestamp: {}",
+            show(c.rest())
+        ));
+    }
+    Ok(LineItem::Sample {
+        name,
+        value,
+        timestamp_ms,
+    })
+}
+
+/// Checks an exemplar and drops it: nothing downstream stores exemplars.
+fn exemplar<'a>(
+    c: &mut Cursor<'a>,
+    format: Format,
+    scratch: &mut Vec<Label<'a>>,
+) -> Result<(), String> {
+    if format == Format::PrometheusText {
+        return Err(format!(
+            "unexpected {} after sample: exemplars and comments are only allowed in OpenMetrics",
+            show(c.rest())
+        ));
+    }
+    c.bump();
+    c.skip_ws();
+    if c.peek() != Some(b'{') {
+        return Err(format!(
+            "expected exemplar label set after \"#\", found {}",
+            show(c.rest())
+        ));
+    }
+    let base = scratch.len();
+    let checked = label_set(c, scratch, None);
+    scratch.truncate(base);
+    checked.map_err(|e| format!("invalid exemplar: {e}"))?;
+    c.skip_ws();
+    let tok = c.token();
+    if tok.is_empty() {
+        return Err("missing exemplar value".into());
+    }
+    parse_float(tok).map_err(|e| e.describe("exemplar value", tok))?;
+    c.skip_ws();
+    if !c.at_end() {
+        om_timestamp(c.token(), "exemplar timestamp")?;
+        c.skip_ws();
+        if !c.at_end() {
+            return Err(format!(
+                "unexpected text after exemplar: {}",
+                show(c.rest())
+            ));
+        }
+    }
+    Ok(())
+}
+
+const UNTERMINATED_SET: &str = "unterminated label set: missing \"}\"";
+
+/// Parses `{...}` from the opening brace. `name` is the sample's metric
+/// name slot, which a lone quoted string or `__name__` may fill; `None`
+/// for an exemplar, where neither means a name.
+fn label_set<'a>(
+    c: &mut Cursor<'a>,
+    labels: &mut Vec<Label<'a>>,
+    mut name: Option<&mut Option<Text<'a>>>,
+) -> Result<(), String> {
+    let base = labels.len();
+    c.bump();
+    loop {
+        c.skip_ws();
+        let lname = match c.peek() {
+            None => return Err(UNTERMINATED_SET.into()),
+            Some(b'}') => {
+                c.bump();
+                return Ok(());
+            }
+            Some(b'"') => {
+                let q = c.quoted().ok_or("unterminated quoted label name")?;
+                c.skip_ws();
+                if matches!(c.peek(), Some(b',' | b'}')) {
+                    // Prometheus 3: a quoted string with no `=` is the metric name.
+                    let Some(slot) = name.as_deref_mut() else {
+                        return Err(format!("unexpected quoted metric name {}", show(q.raw)));
+                    };
+                    if q.raw.is_empty() {
+                        return Err("empty metric name".into());
+                    }
+                    if slot.is_some() {
+                        return Err(format!("metric name given twice: {}", show(q.raw)));
+                    }
+                    *slot = Some(q);
+                    c.eat(b',');
+                    continue;
+                }
+                if q.raw.is_empty() {
+                    return Err("empty label name".into());
+                }
+                q
+            }
+            Some(_) => {
+                let raw =
+                    c.take_while(|b| !is_ws(b) && !matches!(b, b'=' | b',' | b'}' | b'"' | b'{'));
+                if raw.is_empty() {
+                    return Err(format!("expected label name, found {}", show(c.rest())));
+                }
+                if !is_label_name(raw) {
+                    return Err(format!("invalid label name {}", show(raw)));
+                }
+                Text::bare(raw)
+            }
+        };
+        c.skip_ws();
+        if !c.eat(b'=') {
+            return Err(match c.peek() {
+                None => UNTERMINATED_SET.into(),
+                Some(_) => format!(
+                    "expected \"=\" after label name {}, found {}",
+                    show(lname.raw),
+                    show(c.rest())
+                ),
+            });
+        }
+        c.skip_ws();
+        let value = match c.peek() {
+            Some(b'"') => c
+                .quoted()
+                .ok_or_else(|| format!("unterminated label value for {}", show(lname.raw)))?,
+            None => return Err(format!("missing value for label {}", show(lname.raw))),
+            Some(_) => {
+                return Err(format!(
+                    "label value for {} is not quoted: {}",
+                    show(lname.raw),
+                    show(c.rest())
+                ));
+            }
+        };
+        let name_slot = name.as_deref_mut().filter(|_| lname.raw == "__name__");
+        if let Some(slot) = name_slot {
+            // `{__name__="x"}` is the label-set spelling of a name; next to
+            // another name it is the duplicate Prometheus rejects too.
+            if slot.is_some() {
+                return Err("duplicate label \"__name__\"".into());
+            }
+            if value.raw.is_empty() {
+                return Err("empty metric name".into());
+            }
+            *slot = Some(value);
+        } else {
+            if labels[base..].iter().any(|l| l.name.same_as(lname)) {
+                return Err(format!("duplicate label {}", show(&lname.unescape())));
+            }
+            labels.push(Label { name: lname, value });
+        }
+        c.skip_ws();
+        match c.peek() {
+            Some(b',') => c.bump(),
+            Some(b'}') => {}
+            None => return Err(UNTERMINATED_SET.into()),
+            Some(_) => {
+                return Err(format!(
+                    "expected \",\" or \"}}\" after label {}, found {}",
+                    show(lname.raw),
+                    show(c.rest())
+                ));
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BadFloat {
+    Syntax,
+    Range,
+}
+
+impl BadFloat {
+    fn describe(self, what: &str, tok: &str) -> String {
+        match self {
+            BadFloat::Syntax => format!("invalid {what} {}", show(tok)),
+            BadFloat::Range => format!("invalid {what} {}: out of range", show(tok)),
+        }
+    }
+}
+
+/// Go's `strconv.ParseFloat` as Prometheus calls it: decimal only (it
+/// refuses hex and `_`), `inf`/`infinity` in any case with an optional
+/// sign, `nan` in any case without one, and overflow is an error.
+fn parse_float(s: &str) -> Result<f64, BadFloat> {
+    let (negative, unsigned) = match s.as_bytes().first() {
+        Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity") {
+        return Ok(if negative {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+    }
+    if s.eq_ignore_ascii_case("nan") {
+        return Ok(f64::NAN);
+    }
+    // Rust's own grammar would also take "nan" with a sign; past the
+    // specials above only decimal characters may reach it.
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return Err(BadFloat::Syntax);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_infinite() => Err(BadFloat::Range),
+        Ok(v) => Ok(v),
+        Err(_) => Err(BadFloat::Syntax),
+    }
+}
+
+fn text_timestamp(tok: &str) -> Result<i64, String> {
+    let digits = tok.strip_prefix('-').unwrap_or(tok);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("invalid timestamp {}", show(tok)));
+    }
+    tok.parse()
+        .map_err(|_| format!("invalid timestamp {}: out of range", show(tok)))
+}
+
+/// OpenMetrics timestamps are float seconds; rounding to the nearest
+/// millisecond keeps `1.001` from landing on 1000 through float error.
+fn om_timestamp(tok: &str, what: &str) -> Result<i64, String> {
+    let secs = parse_float(tok).map_err(|e| e.describe(what, tok))?;
+    if !secs.is_finite() {
+        return Err(format!("invalid {what} {}", show(tok)));
+    }
+    let ms = (secs * 1000.0).round();
+    if ms >= i64::MIN as f64 && ms < i64::MAX as f64 {
+        Ok(ms as i64)
+    } else {
+        Err(BadFloat::Range.describe(what, tok))
+    }
+}
+
+fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn is_metric_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Quotes a fragment for an error message, cut short so one huge line
+/// cannot bloat the report.
+fn show(s: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    match s.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => format!("{:?}...", &s[..end]),
+        None => format!("{s:?}"),
+    }
+}
+
+struct Cursor<'a> {
+    line: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.line.as_bytes().get(self.pos).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.line.len()
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.line[self.pos..]
+    }
+
+    /// Only after `peek` saw an ASCII byte, so `pos` stays on a char boundary.
+    fn bump(&mut self) {
+        self.pos += 1;
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let hit = self.peek() == Some(b);
+        if hit {
+            self.pos += 1;
+        }
+        hit
+    }
+
+    fn skip_ws(&mut self) -> bool {
+        !self.take_while(is_ws).is_empty()
+    }
+
+    /// `keep` must give one answer for every byte >= 0x80, so the scan can
+    /// only stop on an ASCII byte, which is always a char boundary.
+    fn take_while(&mut self, keep: impl Fn(u8) -> bool) -> &'a str {
+        let start = self.pos;
+        let bytes = self.line.as_bytes();
+        while self.pos < bytes.len() && keep(bytes[self.pos]) {
+            self.pos += 1;
+        }
+        &self.line[start..self.pos]
+    }
+
+    /// The next run of non-blank characters.
+    fn token(&mut self) -> &'a str {
+        self.take_while(|b| !is_ws(b))
+    }
+
+    /// Scans a quoted string from its opening quote; `None` if the line
+    /// ends first.
+    fn quoted(&mut self) -> Option<Text<'a>> {
+        let bytes = self.line.as_bytes();
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut escaped = false;
+        while i < bytes.len() {
+            match bytes[i] {
+                // Skipping one byte may land inside a multi-byte char, but
+                // continuation bytes are never '"' or '\\', so the scan
+                // still stops only on a real quote.
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
+                b'"' => {
+                    self.pos = i + 1;
+                    return Some(Text {
+                        raw: &self.line[start..i],
+                        escaped,
+                    });
+                }
+                _ => i += 1,
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,122 @@
+//! The command line: parse it, load the config, hand over to the modules.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kubegate::config::{self, Config, LogFormat};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "kubegate",
+    version,
+    about = "Hybrid push/pull monitoring gateway for Kubernetes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (on the embedded default config unless --config is given).
+    Run {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate configuration files.
+    Check {
+        #[command(subcommand)]
+        what: CheckWhat,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum CheckWhat {
+    /// Check config files; prints every error with file, line and key.
+    Config {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("kubegate {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Check {
+            what: CheckWhat::Config { files },
+        } => check_config(&files),
+        Command::Run { config } => match run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kubegate: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for f in files {
+        match config::load_file(f) {
+            Ok(c) => println!(
+                "{}: OK ({} scrape config(s), sink {:?})",
+                f.display(),
+                c.scrape_configs.len(),
+                c.output.sink
+            ),
+            Err(errs) => {
+                ok = false;
+                for e in &errs.0 {
+                    println!("{e}");
+                }
+                println!("{}: {} error(s)", f.display(), errs.0.len());
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg: Config = match &path {
+        Some(p) => config::load_file(p)?,
+        None => config::load_str(
+            config::EMBEDDED_DEFAULT,
+            "<embedded config/kubegate.yaml>",
+            &|k| std::env::var(k).ok(),
+        )?,
+    };
+    init_logging(cfg.server.log_format, &cfg.server.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kubegate")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(kubegate::run::run(cfg))?;
+    // Scrape requests still in flight must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,195 @@
+//! The few plain types modules meet through (see DESIGN.md): labels,
+//! samples, batches of samples from one source, and ECS documents.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A label set, sorted by name, without `__name__` (metric names travel
+/// beside it in [`Sample::name`]). Sorted so equality and hashing are
+/// order-independent and documents group deterministically.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    pub fn new() -> Self {
+        Labels(Vec::new())
+    }
+
+    /// Builds a label set; a later pair with the same name wins.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let mut l = Labels::new();
+        for (k, v) in pairs {
+            l.set(k, v);
+        }
+        l
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Sets a label; an empty value removes it, as in Prometheus.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        let value = value.into();
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].1 = value,
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(i, (name, value)),
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+            Ok(i) => Some(self.0.remove(i).1),
+            Err(_) => None,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}={v:?}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// The declared type of a metric family, as the exposition format names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+    GaugeHistogram,
+    Summary,
+    Info,
+    StateSet,
+    Untyped,
+    Unknown,
+}
+
+impl MetricType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::GaugeHistogram => "gaugehistogram",
+            MetricType::Summary => "summary",
+            MetricType::Info => "info",
+            MetricType::StateSet => "stateset",
+            MetricType::Untyped => "untyped",
+            MetricType::Unknown => "unknown",
+        }
+    }
+}
+
+/// One sample: a metric name, its labels, a value and an optional
+/// timestamp the exposition carried (milliseconds since the epoch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Labels,
+    pub value: f64,
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Where a batch of samples came from; decides the ECS layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A Prometheus endpoint: metricbeat's `prometheus.collector` layout.
+    Scrape,
+    /// The host collector: metricbeat's `system.*` layout.
+    Host,
+}
+
+/// Identity of the endpoint a batch was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub job: String,
+    /// `host:port`, Prometheus's `instance` label by default.
+    pub instance: String,
+    /// The full URL scraped (empty for the host collector).
+    pub url: String,
+    /// Target labels (`job`, `instance` and any static labels).
+    pub labels: Labels,
+}
+
+/// All samples read from one source at one moment.
+#[derive(Clone, Debug)]
+pub struct SampleBatch {
+    pub kind: SourceKind,
+    pub target: Target,
+    /// When the read started, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// How long the read took.
+    pub duration: std::time::Duration,
+    /// How often this source is read (metricbeat's `metricset.period`).
+    pub interval: std::time::Duration,
+    pub samples: Vec<Sample>,
+    /// Declared family types, keyed by family name.
+    pub types: BTreeMap<String, MetricType>,
+}
+
+/// An ECS document ready for a sink.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Document {
+    /// Deterministic identity (hash of source, label set and timestamp),
+    /// used as the Elasticsearch `_id` so a retry never duplicates.
+    pub id: String,
+    /// Index or data stream name the document goes to.
+    pub index: String,
+    pub body: serde_json::Value,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_stay_sorted_and_empty_value_removes() {
+        let mut l = Labels::from_pairs([("b", "2"), ("a", "1"), ("c", "3")]);
+        assert_eq!(
+            l.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        l.set("b", "");
+        assert_eq!(l.get("b"), None);
+        l.set("a", "9");
+        assert_eq!(l.get("a"), Some("9"));
+        assert_eq!(l.to_string(), r#"{a="9",c="3"}"#);
+    }
+}

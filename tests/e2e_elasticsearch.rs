@@ -1,0 +1,214 @@
+//! kubegate scrapes a real node_exporter and delivers ECS documents over
+//! `_bulk` to a real Elasticsearch-API server (osmem-server, noida-db).
+
+mod common;
+mod ecs_fields;
+
+use common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const KNOWN_SERIES: &str = "# HELP kubegate_e2e_value A value the test knows.\n# TYPE kubegate_e2e_value gauge\nkubegate_e2e_value{kind=\"a\",quote=\"x=\\\"1\\\", y}\"} 42.5\nkubegate_e2e_value{kind=\"b\"} -7\n";
+
+fn metric_value(metrics_text: &str, line_prefix: &str) -> Option<f64> {
+    metrics_text
+        .lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Runs one full delivery against `es` and checks what arrived.
+fn node_exporter_to(es: Peer) {
+    let node = start_node_exporter();
+    std::fs::write(
+        node.node_exporter_textfile_dir().join("kubegate_e2e.prom"),
+        KNOWN_SERIES,
+    )
+    .unwrap();
+    let port = free_port();
+    let builder = Child::kubegate();
+    let config = format!(
+        "global:\n  scrape_interval: 1h\n  data_dir: {dir}\n  external_labels: {{cluster: e2e}}\nserver:\n  listen_address: 127.0.0.1:{port}\nhost_metrics:\n  enabled: false\n\
+         scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n\
+         output:\n  sink: elasticsearch\n  elasticsearch:\n    hosts: ['{es}']\n    batch_max_age: 200ms\n    batch_max_documents: 100\n",
+        dir = builder.dir().display(),
+        node_port = node.port,
+        es = es.url(),
+    );
+    let cfg_path = builder.dir().join("kubegate.yaml");
+    std::fs::write(&cfg_path, config).unwrap();
+    let mut gw = builder.arg("run").arg("--config").arg(&cfg_path).spawn();
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+
+    // One scrape (interval 1h): wait until every document built is settled.
+    let mut sent = 0.0;
+    gw.wait_alive(Duration::from_secs(30), "all documents delivered", |_| {
+        let Ok((200, text)) = try_http_get(&metrics_url) else {
+            return false;
+        };
+        let built = metric_value(
+            &text,
+            "kubegate_documents_built_total{dataset=\"prometheus.collector\"}",
+        )
+        .unwrap_or(0.0);
+        sent = metric_value(
+            &text,
+            "kubegate_sink_documents_total{outcome=\"sent\",sink=\"elasticsearch\"}",
+        )
+        .unwrap_or(0.0);
+        built > 0.0
+            && sent == built
+            && metric_value(&text, "kubegate_sink_pending_documents").unwrap_or(1.0) == 0.0
+    });
+    assert!(
+        sent > 50.0,
+        "node_exporter serves hundreds of label sets, kubegate sent {sent}"
+    );
+    assert_eq!(
+        es_count(&es.url(), "metrics-*") as f64,
+        sent,
+        "documents in the server vs kubegate's own count"
+    );
+
+    // A document for the series the test planted, with the exact values.
+    let hits = es_search(
+        &es.url(),
+        "metrics-prometheus.collector-default",
+        &json!({"term": {"prometheus.labels.kind": "a"}}),
+        10,
+    );
+    assert_eq!(hits.len(), 1, "one document for label set kind=a: {hits:?}");
+    let doc = &hits[0].source;
+    assert_eq!(
+        doc["prometheus"]["metrics"]["kubegate_e2e_value"],
+        json!(42.5)
+    );
+    assert_eq!(doc["prometheus"]["labels"]["quote"], json!("x=\"1\", y}"));
+    assert_eq!(doc["prometheus"]["labels"]["job"], "node");
+    assert_eq!(
+        doc["prometheus"]["labels"]["instance"],
+        format!("127.0.0.1:{}", node.port)
+    );
+    assert_eq!(
+        doc["service"],
+        json!({"type": "prometheus", "address": format!("127.0.0.1:{}", node.port)})
+    );
+    assert_eq!(doc["event"]["dataset"], "prometheus.collector");
+    assert_eq!(doc["event"]["module"], "prometheus");
+    assert_eq!(
+        doc["metricset"],
+        json!({"name": "collector", "period": 3_600_000})
+    );
+    assert_eq!(
+        doc["data_stream"],
+        json!({"type": "metrics", "dataset": "prometheus.collector", "namespace": "default"})
+    );
+    assert_eq!(doc["labels"]["cluster"], "e2e");
+    assert_eq!(doc["agent"]["type"], "kubegate");
+    assert!(doc["event"]["duration"].as_u64().unwrap() > 0);
+    let types = ecs_fields::ecs_types();
+    assert!(
+        ecs_fields::assert_ecs_types(doc, &types) >= 12,
+        "too few ECS fields checked in {doc}"
+    );
+    let b = es_search(
+        &es.url(),
+        "metrics-prometheus.collector-default",
+        &json!({"term": {"prometheus.labels.kind": "b"}}),
+        10,
+    );
+    assert_eq!(
+        b[0].source["prometheus"]["metrics"]["kubegate_e2e_value"],
+        json!(-7)
+    );
+
+    // The id is a hash of identity and time: retrieving by it works.
+    let (status, body) = http_get(&format!(
+        "{}/{}/_doc/{}",
+        es.url(),
+        hits[0].index,
+        hits[0].id
+    ));
+    assert_eq!(status, 200, "{body}");
+
+    // Values equal what node_exporter itself serves, for stable series.
+    let (_, served) = http_get(&format!("{}/metrics", node.url()));
+    let mem_total = metric_value(&served, "node_memory_MemTotal_bytes ")
+        .expect("node_exporter serves MemTotal");
+    let mem = es_search(
+        &es.url(),
+        "metrics-*",
+        &json!({"exists": {"field": "prometheus.metrics.node_memory_MemTotal_bytes"}}),
+        10,
+    );
+    assert_eq!(mem.len(), 1);
+    assert_eq!(
+        mem[0].source["prometheus"]["metrics"]["node_memory_MemTotal_bytes"].as_f64(),
+        Some(mem_total)
+    );
+    let build = served
+        .lines()
+        .find(|l| l.starts_with("node_exporter_build_info{"))
+        .expect("build info");
+    let version = build
+        .split(",version=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    let bi = es_search(
+        &es.url(),
+        "metrics-*",
+        &json!({"exists": {"field": "prometheus.metrics.node_exporter_build_info"}}),
+        10,
+    );
+    assert_eq!(bi[0].source["prometheus"]["labels"]["version"], version);
+
+    // The `up` series of the target travels with the target's labels.
+    let up = es_search(
+        &es.url(),
+        "metrics-*",
+        &json!({"exists": {"field": "prometheus.metrics.up"}}),
+        10,
+    );
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].source["prometheus"]["metrics"]["up"], json!(1));
+    assert!(
+        up[0].source["prometheus"]["metrics"]["scrape_samples_scraped"]
+            .as_f64()
+            .unwrap()
+            > 50.0
+    );
+
+    // The server mapped the timestamp as a date.
+    let (_, mapping) = http_get(&format!(
+        "{}/metrics-prometheus.collector-default/_mapping",
+        es.url()
+    ));
+    let mapping: Value = serde_json::from_str(&mapping).unwrap();
+    let ts_type = mapping
+        .pointer("/metrics-prometheus.collector-default/mappings/properties/@timestamp/type")
+        .cloned();
+    assert_eq!(ts_type, Some(json!("date")), "{mapping}");
+
+    gw.send_sigterm();
+    let status = gw
+        .wait_timeout(Duration::from_secs(15))
+        .expect("kubegate exits after SIGTERM");
+    assert!(status.success(), "exit status {status:?}\n{}", gw.log());
+    assert_eq!(
+        es_count(&es.url(), "metrics-*") as f64,
+        sent,
+        "nothing was sent twice"
+    );
+}
+
+#[test]
+fn node_exporter_to_osmem() {
+    node_exporter_to(start_osmem());
+}
+
+#[test]
+fn node_exporter_to_noida() {
+    node_exporter_to(start_noida());
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every third-party program the test suite talks to. Idempotent:
+# a second run only checks what is already there. Tests never install
+# anything themselves; when a peer is missing they fail and name this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PEERS=.peers
+mkdir -p "$PEERS"
+
+need_apt=()
+command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup-peers: apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$PEERS/venv/bin/python" ]; then
+  python3 -m venv "$PEERS/venv"
+fi
+PY_PEERS=(osmem-server==0.1.6 noida-db==0.2.3)
+if ! "$PEERS/venv/bin/python" -c 'import osmem_server, noida_db' >/dev/null 2>&1; then
+  echo "setup-peers: pip install ${PY_PEERS[*]}"
+  "$PEERS/venv/bin/pip" install -q --disable-pip-version-check "${PY_PEERS[@]}"
+fi
+
+# One file the tests read, so they never guess where a peer lives.
+OSMEM=$("$PEERS/venv/bin/python" -c 'import osmem_server,os;print(os.path.join(os.path.dirname(osmem_server.__file__),"bin","osmem-server"))')
+NOIDA=$("$PEERS/venv/bin/python" -c 'import noida_db,os;print(os.path.join(os.path.dirname(noida_db.__file__),"noida-db"))')
+cat > "$PEERS/paths.env" <<PATHS
+OSMEM_SERVER=$OSMEM
+NOIDA_DB=$NOIDA
+NODE_EXPORTER=$(command -v prometheus-node-exporter)
+PROMTOOL=$(command -v promtool)
+PATHS
+for bin in "$OSMEM" "$NOIDA" "$(command -v prometheus-node-exporter)" "$(command -v promtool)"; do
+  [ -x "$bin" ] || { echo "setup-peers: $bin is not executable" >&2; exit 1; }
+done
+echo "setup-peers: ready ($PEERS/paths.env)"
