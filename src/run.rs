@@ -28,8 +28,8 @@ pub enum RunError {
     Client(String),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
-    #[error("shutdown grace period of {0:?} ran out with documents still pending")]
-    GraceExpired(Duration),
+    #[error("shutdown grace period of {0:?} ran out with {1} document(s) not delivered")]
+    GraceExpired(Duration, i64),
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down in order.
@@ -121,7 +121,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             tracing::info!("shutdown complete");
             Ok(())
         }
-        Err(_) => Err(RunError::GraceExpired(grace)),
+        Err(_) => Err(RunError::GraceExpired(grace, metrics.sink_pending.get())),
     }
 }
 

@@ -337,12 +337,9 @@ pub fn load_str(
             },
             Err(e) => {
                 let line = e.location().map(|l| l.line()).unwrap_or(0);
-                let message = e
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid YAML")
-                    .to_owned();
+                let message = e.to_string();
+                let message = message.lines().next().unwrap_or_default();
+                let message = message.trim_start_matches("error: ").to_owned();
                 return Err(ConfigErrors(vec![err(
                     line,
                     String::new(),
@@ -441,7 +438,7 @@ fn k(name: &str) -> Step {
 /// Checks that span several keys, after the types are known to be right.
 fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
     let mut out = Vec::new();
-    for (name, _) in &c.global.external_labels {
+    for name in c.global.external_labels.keys() {
         if !is_label_name(name) {
             out.push((
                 vec![k("global"), k("external_labels"), k(name)],

@@ -303,39 +303,16 @@ const STATVFS_SUPPORTED: bool = cfg!(all(target_os = "linux", target_pointer_wid
 /// `available_space` would use `f_frsize` and saturating integer products.
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 fn stat_filesystem(path: &Path) -> io::Result<FsStat> {
-    use std::ffi::{CString, c_char, c_int};
+    use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
 
-    // `struct statvfs` on 64-bit Linux, identical in glibc and musl: eleven
-    // 8-byte fields, then reserved space, padded generously here so a libc
-    // that grows the reserved area can never write past the buffer. No
-    // libc crate binding is available to this crate, hence the declaration.
-    #[repr(C)]
-    #[derive(Default)]
-    struct StatVfs {
-        f_bsize: u64,
-        _f_frsize: u64,
-        f_blocks: u64,
-        f_bfree: u64,
-        f_bavail: u64,
-        f_files: u64,
-        f_ffree: u64,
-        _f_favail: u64,
-        _f_fsid: u64,
-        _f_flag: u64,
-        _f_namemax: u64,
-        _reserved: [u64; 16],
-    }
-    unsafe extern "C" {
-        fn statvfs(path: *const c_char, buf: *mut StatVfs) -> c_int;
-    }
-
     let c_path = CString::new(path.as_os_str().as_bytes())?;
-    let mut buf = StatVfs::default();
+    // SAFETY: all-zero is a valid `statvfs` (plain integers).
+    let mut buf: libc::statvfs = unsafe { std::mem::zeroed() };
     loop {
         // SAFETY: `c_path` is NUL-terminated and outlives the call; `buf` is
-        // at least as large as, and laid out like, `struct statvfs`.
-        if unsafe { statvfs(c_path.as_ptr(), &mut buf) } == 0 {
+        // the libc crate's own `struct statvfs`.
+        if unsafe { libc::statvfs(c_path.as_ptr(), &mut buf) } == 0 {
             break;
         }
         let err = io::Error::last_os_error();
