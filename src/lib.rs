@@ -11,3 +11,20 @@ pub mod run;
 pub mod scrape;
 pub mod selfmetrics;
 pub mod sink;
+
+/// An error with its causes. HTTP clients' Display stops at "error sending
+/// request"; the chain says "connection refused" or "UnknownIssuer", which
+/// is what an SRE needs to read.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -2,7 +2,6 @@
 //! `/metrics` through promtool, and shutdown with a batch pending.
 
 mod common;
-mod ecs_fields;
 
 use common::*;
 use std::collections::BTreeSet;
@@ -196,7 +195,7 @@ fn embedded_default_writes_ecs_ndjson_within_five_seconds() {
     assert!(status.success(), "{status:?}\n{}", gw.log());
 
     // After a clean exit every line is a complete ECS document.
-    let types = ecs_fields::ecs_types();
+    let types = common::ecs_fields::ecs_types();
     let text = std::fs::read_to_string(&file).unwrap();
     let mut self_scrape = false;
     for (i, line) in text.lines().enumerate() {
@@ -219,7 +218,7 @@ fn embedded_default_writes_ecs_ndjson_within_five_seconds() {
         }
         assert_eq!(doc["data_stream"]["type"], "metrics");
         assert_eq!(doc["data_stream"]["dataset"], doc["event"]["dataset"]);
-        assert!(ecs_fields::assert_ecs_types(&doc, &types) >= 12);
+        assert!(common::ecs_fields::assert_ecs_types(&doc, &types) >= 12);
         if doc["prometheus"]["labels"]["job"] == "kubegate"
             && doc["prometheus"]["metrics"].get("up").is_some()
         {

@@ -2,7 +2,6 @@
 //! `_bulk` to a real Elasticsearch-API server (osmem-server, noida-db).
 
 mod common;
-mod ecs_fields;
 
 use common::*;
 use serde_json::{Value, json};
@@ -107,9 +106,9 @@ fn node_exporter_to(es: Peer) {
     assert_eq!(doc["labels"]["cluster"], "e2e");
     assert_eq!(doc["agent"]["type"], "kubegate");
     assert!(doc["event"]["duration"].as_u64().unwrap() > 0);
-    let types = ecs_fields::ecs_types();
+    let types = common::ecs_fields::ecs_types();
     assert!(
-        ecs_fields::assert_ecs_types(doc, &types) >= 12,
+        common::ecs_fields::assert_ecs_types(doc, &types) >= 12,
         "too few ECS fields checked in {doc}"
     );
     let b = es_search(

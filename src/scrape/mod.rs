@@ -242,7 +242,7 @@ async fn fetch(
     }
     let resp = req.send().await.map_err(|e| ScrapeError::Request {
         url: t.target.url.clone(),
-        reason: error_chain(&e),
+        reason: crate::error_chain(&e),
     })?;
     let status = resp.status();
     if !status.is_success() {
@@ -256,24 +256,8 @@ async fn fetch(
     let body = resp
         .bytes()
         .await
-        .map_err(|e| ScrapeError::Body(error_chain(&e)))?;
+        .map_err(|e| ScrapeError::Body(crate::error_chain(&e)))?;
     Ok((body.to_vec(), format))
-}
-
-/// reqwest's Display hides the cause ("error sending request"); the chain
-/// says "connection refused", which is what an SRE needs to read.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -176,12 +176,19 @@ impl EsSink {
             .await
         {
             Ok(r) => r,
-            Err(e) => return Outcome::RetryAll(format!("request failed: {e}")),
+            Err(e) => {
+                return Outcome::RetryAll(format!("request failed: {}", crate::error_chain(&e)));
+            }
         };
         let status = response.status_code().as_u16();
         let text = match response.text().await {
             Ok(t) => t,
-            Err(e) => return Outcome::RetryAll(format!("reading the response failed: {e}")),
+            Err(e) => {
+                return Outcome::RetryAll(format!(
+                    "reading the response failed: {}",
+                    crate::error_chain(&e)
+                ));
+            }
         };
         match status {
             200..=299 => {}

@@ -29,6 +29,8 @@
 //!   osmem-server keeps nothing across a restart.
 #![allow(dead_code)]
 
+pub mod ecs_fields;
+
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};

@@ -1,6 +1,5 @@
 //! Checks emitted documents against the ECS 8.17 field list in
 //! `../shared/reference/ecs/fields-8.17.0.csv`. Shared by several test files.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::collections::BTreeMap;
