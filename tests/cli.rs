@@ -148,12 +148,7 @@ fn embedded_default_writes_ecs_ndjson_within_five_seconds() {
     let data = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let started = Instant::now();
-    let mut gw = Child::kubegate()
-        .arg("run")
-        .env("KUBEGATE_LISTEN_ADDRESS", &addr)
-        .env("KUBEGATE_SELF_TARGET", &addr)
-        .env("KUBEGATE_DATA_DIR", data.path())
-        .spawn();
+    let mut gw = kubegate_on_default(&addr, data.path()).spawn();
     let file = data.path().join("documents/kubegate.ndjson");
     let wanted: BTreeSet<&str> = [
         "prometheus.collector",
@@ -188,11 +183,7 @@ fn embedded_default_writes_ecs_ndjson_within_five_seconds() {
     assert_eq!(http_get(&format!("http://{addr}/-/healthy")).0, 200);
     assert_eq!(http_get(&format!("http://{addr}/nope")).0, 404);
 
-    gw.send_sigterm();
-    let status = gw
-        .wait_timeout(Duration::from_secs(15))
-        .expect("exits after SIGTERM");
-    assert!(status.success(), "{status:?}\n{}", gw.log());
+    gw.terminate_ok(Duration::from_secs(15));
 
     // After a clean exit every line is a complete ECS document.
     let types = common::ecs_fields::ecs_types();
@@ -236,12 +227,7 @@ fn embedded_default_writes_ecs_ndjson_within_five_seconds() {
 fn self_metrics_pass_promtool_check_metrics() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut gw = Child::kubegate()
-        .arg("run")
-        .env("KUBEGATE_LISTEN_ADDRESS", &addr)
-        .env("KUBEGATE_SELF_TARGET", &addr)
-        .env("KUBEGATE_DATA_DIR", ".")
-        .spawn();
+    let mut gw = kubegate_on_default(&addr, Path::new(".")).spawn();
     // Wait until the self-scrape has run, so labelled series exist too.
     let url = format!("http://{addr}/metrics");
     let mut text = String::new();
@@ -265,14 +251,6 @@ fn self_metrics_pass_promtool_check_metrics() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
-}
-
-fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// SIGTERM while documents wait for their batch to fill or age: they are
@@ -304,7 +282,7 @@ fn sigterm_flushes_a_pending_batch() {
         "documents pending in the sink",
         |_| {
             let text = try_http_get(&url).map(|(_, b)| b).unwrap_or_default();
-            pending = metric(&text, "kubegate_sink_pending_documents");
+            pending = metric_value(&text, "kubegate_sink_pending_documents");
             built = text
                 .lines()
                 .filter(|l| l.starts_with("kubegate_documents_built_total{"))
@@ -322,11 +300,7 @@ fn sigterm_flushes_a_pending_batch() {
         0,
         "nothing should have been sent before SIGTERM"
     );
-    gw.send_sigterm();
-    let status = gw
-        .wait_timeout(Duration::from_secs(25))
-        .expect("exits within the grace period");
-    assert!(status.success(), "{status:?}\n{}", gw.log());
+    gw.terminate_ok(Duration::from_secs(25));
     assert_eq!(
         es_count(&es.url(), "metrics-*") as f64,
         built,

@@ -31,46 +31,19 @@ fn openssl(dir: &Path, args: &[&str]) -> String {
 /// A CA, a server certificate for 127.0.0.1 signed by it, and a second
 /// CA that signed nothing.
 fn make_certs(dir: &Path) {
-    let ca = [
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ];
-    let mut args = vec![
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        "/CN=kubegate test CA",
-    ];
-    args.extend(ca);
-    openssl(dir, &args);
-    let mut other = vec![
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        "other.key",
-        "-out",
-        "other-ca.pem",
-        "-subj",
-        "/CN=unrelated CA",
-    ];
-    other.extend(ca);
-    openssl(dir, &other);
+    let make_ca = |name: &str, cn: &str| {
+        let (key, pem, subj) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={cn}"),
+        );
+        #[rustfmt::skip]
+        let args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", &key, "-out", &pem, "-subj", &subj,
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"];
+        openssl(dir, &args);
+    };
+    make_ca("ca", "kubegate test CA");
+    make_ca("other-ca", "unrelated CA");
     openssl(
         dir,
         &[
@@ -155,14 +128,6 @@ fn start_front(dir: &Path, upstream: u16) -> Front {
     }
 }
 
-fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Starts kubegate scraping itself once, sending to `es_url` with `auth`
 /// (YAML lines under `elasticsearch:`).
 fn start_gateway(es_url: &str, auth: &str) -> (Child, String) {
@@ -194,11 +159,11 @@ fn delivers(es: &Peer, es_url: &str, auth: &str) {
             let text = try_http_get(&metrics_url)
                 .map(|(_, b)| b)
                 .unwrap_or_default();
-            sent = metric(
+            sent = metric_value(
                 &text,
                 "kubegate_sink_documents_total{outcome=\"sent\",sink=\"elasticsearch\"}",
             );
-            let built = metric(
+            let built = metric_value(
                 &text,
                 "kubegate_documents_built_total{dataset=\"prometheus.collector\"}",
             );
@@ -206,14 +171,7 @@ fn delivers(es: &Peer, es_url: &str, auth: &str) {
         },
     );
     assert_eq!(es_count(&es.url(), "metrics-*") as f64, sent);
-    gw.send_sigterm();
-    assert!(
-        gw.wait_timeout(Duration::from_secs(10))
-            .expect("exits")
-            .success(),
-        "{}",
-        gw.log()
-    );
+    gw.terminate_ok(Duration::from_secs(10));
 }
 
 /// The request is refused (auth or TLS): kubegate keeps the documents,
@@ -227,12 +185,12 @@ fn refused(es: &Peer, es_url: &str, auth: &str, reason: &str) {
             let text = try_http_get(&metrics_url)
                 .map(|(_, b)| b)
                 .unwrap_or_default();
-            metric(
+            metric_value(
                 &text,
                 "kubegate_sink_requests_total{outcome=\"failure\",sink=\"elasticsearch\"}",
             ) >= 2.0
-                && metric(&text, "kubegate_sink_retries_total") >= 2.0
-                && metric(&text, "kubegate_sink_pending_documents") > 0.0
+                && metric_value(&text, "kubegate_sink_retries_total") >= 2.0
+                && metric_value(&text, "kubegate_sink_pending_documents") > 0.0
         },
     );
     assert!(
@@ -281,59 +239,46 @@ fn basic_auth_and_api_key_over_tls_with_a_custom_ca() {
             let text = try_http_get(&metrics_url)
                 .map(|(_, b)| b)
                 .unwrap_or_default();
-            let sent = metric(
+            let sent = metric_value(
                 &text,
                 "kubegate_sink_documents_total{outcome=\"sent\",sink=\"elasticsearch\"}",
             );
             sent > 0.0
                 && sent
-                    == metric(
+                    == metric_value(
                         &text,
                         "kubegate_documents_built_total{dataset=\"prometheus.collector\"}",
                     )
         },
     );
     assert!(es_count(&es.url(), "metrics-*") > after_basic);
-    gw.send_sigterm();
-    assert!(
-        gw.wait_timeout(Duration::from_secs(10))
-            .expect("exits")
-            .success(),
-        "{}",
-        gw.log()
+    gw.terminate_ok(Duration::from_secs(10));
+}
+
+/// nginx in front of osmem; kubegate trusts `ca` (a file in the cert dir)
+/// and logs in with `password`: the server must refuse, for `reason`.
+fn refused_through_front(ca: &str, password: &str, reason: &str) {
+    let es = start_osmem();
+    let dir = tempfile::tempdir().unwrap();
+    let front = start_front(dir.path(), es.port);
+    let auth = format!(
+        "    username: kubegate\n    password: {password}\n    tls:\n      ca_file: {}\n",
+        dir.path().join(ca).display()
+    );
+    refused(
+        &es,
+        &format!("https://127.0.0.1:{}", front.basic_port),
+        &auth,
+        reason,
     );
 }
 
 #[test]
 fn wrong_password_is_retried_not_dropped() {
-    let es = start_osmem();
-    let dir = tempfile::tempdir().unwrap();
-    let front = start_front(dir.path(), es.port);
-    let ca_line = format!(
-        "    tls:\n      ca_file: {}\n",
-        dir.path().join("ca.pem").display()
-    );
-    refused(
-        &es,
-        &format!("https://127.0.0.1:{}", front.basic_port),
-        &format!("    username: kubegate\n    password: wrong\n{ca_line}"),
-        "HTTP 401",
-    );
+    refused_through_front("ca.pem", "wrong", "HTTP 401");
 }
 
 #[test]
 fn a_server_certificate_from_another_ca_is_refused() {
-    let es = start_osmem();
-    let dir = tempfile::tempdir().unwrap();
-    let front = start_front(dir.path(), es.port);
-    let other = format!(
-        "    tls:\n      ca_file: {}\n",
-        dir.path().join("other-ca.pem").display()
-    );
-    refused(
-        &es,
-        &format!("https://127.0.0.1:{}", front.basic_port),
-        &format!("    username: kubegate\n    password: s3cret\n{other}"),
-        "UnknownIssuer",
-    );
+    refused_through_front("other-ca.pem", "s3cret", "UnknownIssuer");
 }

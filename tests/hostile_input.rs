@@ -164,26 +164,14 @@ fn bad_targets_are_down_once_and_good_lines_are_kept() {
     );
     assert_eq!(down("mixed"), 0);
 
-    gw.send_sigterm();
-    assert!(
-        gw.wait_timeout(Duration::from_secs(10))
-            .expect("exits")
-            .success(),
-        "{}",
-        gw.log()
-    );
+    gw.terminate_ok(Duration::from_secs(10));
 }
 
 #[test]
 fn garbage_on_the_http_port_leaves_the_server_up() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut gw = Child::kubegate()
-        .arg("run")
-        .env("KUBEGATE_LISTEN_ADDRESS", &addr)
-        .env("KUBEGATE_SELF_TARGET", &addr)
-        .env("KUBEGATE_DATA_DIR", ".")
-        .spawn();
+    let mut gw = kubegate_on_default(&addr, std::path::Path::new(".")).spawn();
     gw.wait_http_ok(Duration::from_secs(10), &format!("http://{addr}/-/ready"));
     let hostile: Vec<Vec<u8>> = vec![
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(), // a TLS ClientHello on a plain port

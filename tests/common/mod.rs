@@ -122,6 +122,26 @@ pub fn free_port() -> u16 {
 }
 
 /// The kubegate binary built by cargo for this test run.
+/// The value of the first exposition line starting with `prefix` (name and
+/// labels as kubegate renders them, sorted); 0 when there is none.
+pub fn metric_value(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// kubegate on its embedded default config, as the README runs it, with
+/// only the listener, self-scrape target and data dir set from outside.
+pub fn kubegate_on_default(addr: &str, data_dir: &Path) -> ChildBuilder {
+    Child::kubegate()
+        .arg("run")
+        .env("KUBEGATE_LISTEN_ADDRESS", addr)
+        .env("KUBEGATE_SELF_TARGET", addr)
+        .env("KUBEGATE_DATA_DIR", data_dir)
+}
+
 pub fn kubegate_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kubegate"))
 }
@@ -959,6 +979,22 @@ impl Child {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then asserts a clean exit (status 0) within `timeout`.
+    pub fn terminate_ok(&mut self, timeout: Duration) {
+        self.send_sigterm();
+        let status = self.wait_timeout(timeout).unwrap_or_else(|| {
+            panic!(
+                "no exit within {timeout:?} of SIGTERM\n{}",
+                log_tail(&self.log())
+            )
+        });
+        assert!(
+            status.success(),
+            "exit status {status:?}\n{}",
+            log_tail(&self.log())
+        );
     }
 
     /// SIGKILL and reap.
