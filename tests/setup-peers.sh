@@ -10,6 +10,8 @@ mkdir -p "$PEERS"
 need_apt=()
 command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || need_apt+=(prometheus-pushgateway)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 # A real TLS and auth front for the Elasticsearch-API emulators, which have neither.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
@@ -36,10 +38,13 @@ OSMEM_SERVER=$OSMEM
 NOIDA_DB=$NOIDA
 NODE_EXPORTER=$(command -v prometheus-node-exporter)
 PROMTOOL=$(command -v promtool)
+PROMETHEUS=$(command -v prometheus)
+PUSHGATEWAY=$(command -v prometheus-pushgateway)
+ALERTMANAGER=$(command -v prometheus-alertmanager)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 OPENSSL=$(command -v openssl)
 PATHS
-for bin in "$OSMEM" "$NOIDA" "$(command -v prometheus-node-exporter)" "$(command -v promtool)" "$(command -v nginx || echo /usr/sbin/nginx)" "$(command -v openssl)"; do
+for bin in "$OSMEM" "$NOIDA" "$(command -v prometheus-node-exporter)" "$(command -v promtool)" "$(command -v prometheus)" "$(command -v prometheus-pushgateway)" "$(command -v prometheus-alertmanager)" "$(command -v nginx || echo /usr/sbin/nginx)" "$(command -v openssl)"; do
   [ -x "$bin" ] || { echo "setup-peers: $bin is not executable" >&2; exit 1; }
 done
 echo "setup-peers: ready ($PEERS/paths.env)"
