@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod discovery;
 pub mod ecs;
 pub mod exposition;
 pub mod hostmetrics;

@@ -120,6 +120,18 @@ pub struct Sample {
     pub timestamp_ms: Option<i64>,
 }
 
+/// Prometheus's stale marker: a NaN with this exact bit pattern says "this
+/// series ended here", distinct from a NaN value the target reported.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
 /// Where a batch of samples came from; decides the ECS layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
@@ -152,6 +164,9 @@ pub struct SampleBatch {
     pub duration: std::time::Duration,
     /// How often this source is read (metricbeat's `metricset.period`).
     pub interval: std::time::Duration,
+    /// A large scrape travels in several batches; `part` numbers them from
+    /// 0, so documents of the same label set in two parts get distinct ids.
+    pub part: u32,
     pub samples: Vec<Sample>,
     /// Declared family types, keyed by family name.
     pub types: BTreeMap<String, MetricType>,

@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -24,8 +23,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Sink(#[from] sink::SinkError),
-    #[error("HTTP client setup: {0}")]
-    Client(String),
+    #[error(transparent)]
+    Scrape(#[from] scrape::JobError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("shutdown grace period of {0:?} ran out with {1} document(s) not delivered")]
@@ -39,6 +38,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let state = Arc::new(ApiState {
         metrics: metrics.clone(),
         ready: Default::default(),
+        targets: Default::default(),
     });
     let listen = &cfg.server.listen_address;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -74,21 +74,18 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     ));
     let pipeline_task = tokio::spawn(pipeline(ctx, batch_rx, doc_tx, metrics.clone()));
 
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("kubegate/", env!("CARGO_PKG_VERSION")))
-        .no_proxy()
-        .build()
-        .map_err(|e| RunError::Client(e.to_string()))?;
-    let mut producers = JoinSet::new();
-    for t in scrape::static_targets(&cfg) {
-        producers.spawn(scrape::run_loop(
-            t,
-            client.clone(),
-            batch_tx.clone(),
-            stop_rx.clone(),
-            metrics.clone(),
-        ));
-    }
+    let cfg = Arc::new(cfg);
+    let manager = scrape::ScrapeManager {
+        config: cfg.clone(),
+        out: batch_tx.clone(),
+        metrics: metrics.clone(),
+        registry: state.targets.clone(),
+        shutdown: stop_rx.clone(),
+        offset_seed: xxhash_rust::xxh3::xxh3_64(
+            format!("{host_name}{:?}", cfg.global.external_labels).as_bytes(),
+        ),
+    };
+    let mut producers = manager.run().await?;
     if cfg.host_metrics.enabled {
         producers.spawn(host_loop(
             host_name,
@@ -101,7 +98,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     drop(batch_tx);
 
     state.ready.store(true, Ordering::Release);
-    tracing::info!(listen = %bound, targets = producers.len(), sink = ?cfg.output.sink, startup = ?started.elapsed(), "kubegate is running");
+    tracing::info!(listen = %bound, jobs = cfg.scrape_configs.len(), sink = ?cfg.output.sink, startup = ?started.elapsed(), "kubegate is running");
 
     wait_for_signal().await.map_err(RunError::Signal)?;
     let grace = cfg.server.shutdown_grace_period.0;
@@ -118,10 +115,31 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     .await;
     match drained {
         Ok(()) => {
-            tracing::info!("shutdown complete");
+            let count = |outcome: &str| {
+                metrics
+                    .sink_documents
+                    .with_label_values(&[sink_name(&cfg), outcome])
+                    .get()
+            };
+            tracing::info!(
+                sink = sink_name(&cfg),
+                written = count("written"),
+                sent = count("sent"),
+                duplicate = count("duplicate"),
+                rejected = count("rejected"),
+                failed = count("failed"),
+                "shutdown complete; delivery summary"
+            );
             Ok(())
         }
         Err(_) => Err(RunError::GraceExpired(grace, metrics.sink_pending.get())),
+    }
+}
+
+fn sink_name(cfg: &Config) -> &'static str {
+    match cfg.output.sink {
+        SinkKind::File => "file",
+        SinkKind::Elasticsearch => "elasticsearch",
     }
 }
 
@@ -227,6 +245,7 @@ async fn host_loop(
             timestamp_ms: ts,
             duration: started.elapsed(),
             interval,
+            part: 0,
             samples,
             types: snapshot.types,
         };

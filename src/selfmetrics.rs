@@ -9,6 +9,7 @@ pub struct SelfMetrics {
     registry: Registry,
     pub scrapes: IntCounterVec,
     pub scrape_samples: IntCounterVec,
+    pub scrape_invalid_lines: IntCounterVec,
     pub host_collections: IntCounter,
     pub documents_built: IntCounterVec,
     pub sink_documents: IntCounterVec,
@@ -59,6 +60,13 @@ impl SelfMetrics {
                     "Samples read from scrape targets, by job."
                 ),
                 &["job"]
+            )),
+            scrape_invalid_lines: reg!(IntCounterVec::new(
+                Opts::new(
+                    "kubegate_scrape_invalid_lines_total",
+                    "Exposition lines skipped because they did not parse, by target."
+                ),
+                &["job", "instance"]
             )),
             host_collections: reg!(IntCounter::new(
                 "kubegate_host_metrics_collections_total",

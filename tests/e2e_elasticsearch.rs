@@ -20,7 +20,7 @@ fn node_exporter_to(es: Peer) {
     let port = free_port();
     let builder = Child::kubegate();
     let config = format!(
-        "global:\n  scrape_interval: 1h\n  data_dir: {dir}\n  external_labels: {{cluster: e2e}}\nserver:\n  listen_address: 127.0.0.1:{port}\nhost_metrics:\n  enabled: false\n\
+        "global:\n  scrape_interval: 1s\n  data_dir: {dir}\n  external_labels: {{cluster: e2e}}\nserver:\n  listen_address: 127.0.0.1:{port}\nhost_metrics:\n  enabled: false\n\
          scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n\
          output:\n  sink: elasticsearch\n  elasticsearch:\n    hosts: ['{es}']\n    batch_max_age: 200ms\n    batch_max_documents: 100\n",
         dir = builder.dir().display(),
@@ -32,30 +32,36 @@ fn node_exporter_to(es: Peer) {
     let mut gw = builder.arg("run").arg("--config").arg(&cfg_path).spawn();
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
 
-    // One scrape (interval 1h): wait until every document built is settled.
-    let mut sent = 0.0;
-    gw.wait_alive(Duration::from_secs(30), "all documents delivered", |_| {
-        let Ok((200, text)) = try_http_get(&metrics_url) else {
-            return false;
-        };
-        let built = metric_value(
-            &text,
-            "kubegate_documents_built_total{dataset=\"prometheus.collector\"}",
-        );
-        sent = metric_value(
+    // Let a few scrapes be delivered, then stop: shutdown flushes what is
+    // pending and logs how many documents the server accepted.
+    gw.wait_alive(Duration::from_secs(30), "documents delivered", |_| {
+        let text = try_http_get(&metrics_url)
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        metric_value(
             &text,
             "kubegate_sink_documents_total{outcome=\"sent\",sink=\"elasticsearch\"}",
-        );
-        built > 0.0 && sent == built && text.contains("\nkubegate_sink_pending_documents 0\n")
+        ) > 100.0
     });
+    gw.terminate_ok(Duration::from_secs(15));
+    let sent = summary_count(&gw.log(), "sent");
     assert!(
-        sent > 50.0,
+        sent > 100,
         "node_exporter serves hundreds of label sets, kubegate sent {sent}"
     );
     assert_eq!(
-        es_count(&es.url(), "metrics-*") as f64,
+        summary_count(&gw.log(), "rejected") + summary_count(&gw.log(), "failed"),
+        0
+    );
+    assert_eq!(
+        es_count(&es.url(), "metrics-*"),
         sent,
         "documents in the server vs kubegate's own count"
+    );
+    assert_eq!(
+        es_ids(&es.url(), "metrics-*").len() as u64,
+        sent,
+        "ids are unique"
     );
 
     // A document for the series the test planted, with the exact values.
@@ -65,7 +71,12 @@ fn node_exporter_to(es: Peer) {
         &json!({"term": {"prometheus.labels.kind": "a"}}),
         10,
     );
-    assert_eq!(hits.len(), 1, "one document for label set kind=a: {hits:?}");
+    assert!(!hits.is_empty(), "documents for label set kind=a");
+    assert!(
+        hits.iter()
+            .all(|h| h.source["prometheus"]["metrics"]["kubegate_e2e_value"] == json!(42.5)),
+        "{hits:?}"
+    );
     let doc = &hits[0].source;
     assert_eq!(
         doc["prometheus"]["metrics"]["kubegate_e2e_value"],
@@ -85,7 +96,7 @@ fn node_exporter_to(es: Peer) {
     assert_eq!(doc["event"]["module"], "prometheus");
     assert_eq!(
         doc["metricset"],
-        json!({"name": "collector", "period": 3_600_000})
+        json!({"name": "collector", "period": 1000})
     );
     assert_eq!(
         doc["data_stream"],
@@ -129,7 +140,7 @@ fn node_exporter_to(es: Peer) {
         &json!({"exists": {"field": "prometheus.metrics.node_memory_MemTotal_bytes"}}),
         10,
     );
-    assert_eq!(mem.len(), 1);
+    assert!(!mem.is_empty());
     assert_eq!(
         mem[0].source["prometheus"]["metrics"]["node_memory_MemTotal_bytes"].as_f64(),
         Some(mem_total)
@@ -158,7 +169,11 @@ fn node_exporter_to(es: Peer) {
         &json!({"exists": {"field": "prometheus.metrics.up"}}),
         10,
     );
-    assert_eq!(up.len(), 1);
+    assert!(!up.is_empty());
+    assert!(
+        up.iter()
+            .all(|u| u.source["prometheus"]["metrics"]["up"] == json!(1))
+    );
     assert_eq!(up[0].source["prometheus"]["metrics"]["up"], json!(1));
     assert!(
         up[0].source["prometheus"]["metrics"]["scrape_samples_scraped"]
@@ -177,13 +192,6 @@ fn node_exporter_to(es: Peer) {
         .pointer("/metrics-prometheus.collector-default/mappings/properties/@timestamp/type")
         .cloned();
     assert_eq!(ts_type, Some(json!("date")), "{mapping}");
-
-    gw.terminate_ok(Duration::from_secs(15));
-    assert_eq!(
-        es_count(&es.url(), "metrics-*") as f64,
-        sent,
-        "nothing was sent twice"
-    );
 }
 
 #[test]

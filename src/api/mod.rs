@@ -1,6 +1,9 @@
 //! HTTP: `/metrics`, `/-/healthy`, `/-/ready`. Routing and encoding only;
 //! the state it shows belongs to other modules.
 
+mod targets;
+
+use crate::scrape::TargetRegistry;
 use crate::selfmetrics::SelfMetrics;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,6 +20,7 @@ pub struct ApiState {
     /// True once the config is loaded and every listener is bound; false
     /// again from the start of shutdown, so traffic drains elsewhere.
     pub ready: AtomicBool,
+    pub targets: Arc<TargetRegistry>,
 }
 
 /// Serves until the process ends; errors on one connection stay there.
@@ -63,6 +67,24 @@ fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 "text/plain; version=0.0.4; charset=utf-8",
             )
             .body(Full::new(Bytes::from(state.metrics.render())))
+            .expect("static response parts are valid"),
+        "/api/v1/targets" => {
+            let state_param = req.uri().query().and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "state")
+                    .map(|(_, v)| v.into_owned())
+            });
+            let body = targets::targets_json(&state.targets, state_param.as_deref());
+            Response::builder()
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .expect("static response parts are valid")
+        }
+        "/targets" => Response::builder()
+            .header(hyper::header::CONTENT_TYPE, "text/html; charset=utf-8")
+            .body(Full::new(Bytes::from(targets::targets_html(
+                &state.targets,
+            ))))
             .expect("static response parts are valid"),
         "/-/healthy" => text(StatusCode::OK, "kubegate is Healthy.\n"),
         "/-/ready" if state.ready.load(Ordering::Acquire) => {

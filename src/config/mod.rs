@@ -1,8 +1,11 @@
 //! The configuration model, its defaults and its validation. Every error
 //! names the file, the line and the key; `load` collects all of them.
 
+mod scrape;
 mod tree;
 mod types;
+
+pub use scrape::*;
 
 pub use types::{
     ByteSize, HostPort, HttpUrl, PromDuration, check_host_port, is_label_name, parse_byte_size,
@@ -105,57 +108,6 @@ impl Default for HostMetrics {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScrapeConfig {
-    pub job_name: String,
-    pub scrape_interval: Option<PromDuration>,
-    pub scrape_timeout: Option<PromDuration>,
-    #[serde(default = "default_metrics_path")]
-    pub metrics_path: String,
-    #[serde(default)]
-    pub scheme: Scheme,
-    #[serde(default)]
-    pub params: BTreeMap<String, Vec<String>>,
-    #[serde(default = "default_true")]
-    pub enable_compression: bool,
-    #[serde(default)]
-    pub static_configs: Vec<StaticConfig>,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Scheme {
-    #[default]
-    Http,
-    Https,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-}
-
-fn default_metrics_path() -> String {
-    "/metrics".into()
-}
-
-fn default_true() -> bool {
-    true
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticConfig {
-    pub targets: Vec<HostPort>,
-    #[serde(default, deserialize_with = "types::label_map")]
-    pub labels: BTreeMap<String, String>,
-}
-
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Output {
@@ -218,6 +170,10 @@ pub struct ElasticsearchOutput {
     pub compression: bool,
     #[serde(default = "default_request_timeout")]
     pub request_timeout: PromDuration,
+}
+
+pub(crate) fn default_true() -> bool {
+    true
 }
 
 fn default_batch_docs() -> usize {
@@ -507,6 +463,105 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
                     interval
                 ),
             ));
+        }
+        for (field, list) in [
+            ("relabel_configs", &sc.relabel_configs),
+            ("metric_relabel_configs", &sc.metric_relabel_configs),
+        ] {
+            for (j, rc) in list.iter().enumerate() {
+                if let Err(m) = rc.validate() {
+                    out.push((
+                        vec![
+                            k("scrape_configs"),
+                            Step::Index(i),
+                            k(field),
+                            Step::Index(j),
+                        ],
+                        m,
+                    ));
+                }
+            }
+        }
+        let auth_kinds = [
+            sc.basic_auth.is_some(),
+            sc.bearer_token.is_some() || sc.bearer_token_file.is_some(),
+            sc.authorization.is_some(),
+        ];
+        if auth_kinds.iter().filter(|b| **b).count() > 1 {
+            out.push((
+                at("authorization"),
+                "use only one of basic_auth, bearer_token(_file) and authorization".into(),
+            ));
+        }
+        if sc.bearer_token.is_some() && sc.bearer_token_file.is_some() {
+            out.push((
+                at("bearer_token_file"),
+                "use bearer_token or bearer_token_file, not both".into(),
+            ));
+        }
+        if let Some(b) = &sc.basic_auth
+            && b.password.is_some()
+            && b.password_file.is_some()
+        {
+            out.push((
+                vec![
+                    k("scrape_configs"),
+                    Step::Index(i),
+                    k("basic_auth"),
+                    k("password_file"),
+                ],
+                "use password or password_file, not both".into(),
+            ));
+        }
+        if let Some(a) = &sc.authorization {
+            if a.credentials.is_some() && a.credentials_file.is_some() {
+                out.push((
+                    vec![
+                        k("scrape_configs"),
+                        Step::Index(i),
+                        k("authorization"),
+                        k("credentials_file"),
+                    ],
+                    "use credentials or credentials_file, not both".into(),
+                ));
+            }
+            if a.kind.eq_ignore_ascii_case("basic") {
+                out.push((
+                    vec![
+                        k("scrape_configs"),
+                        Step::Index(i),
+                        k("authorization"),
+                        k("type"),
+                    ],
+                    "authorization type cannot be Basic; use basic_auth".into(),
+                ));
+            }
+        }
+        let tls = &sc.tls_config;
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            out.push((
+                vec![k("scrape_configs"), Step::Index(i), k("tls_config")],
+                "cert_file and key_file go together".into(),
+            ));
+        }
+        for (field, path) in [
+            ("ca_file", &tls.ca_file),
+            ("cert_file", &tls.cert_file),
+            ("key_file", &tls.key_file),
+        ] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                out.push((
+                    vec![
+                        k("scrape_configs"),
+                        Step::Index(i),
+                        k("tls_config"),
+                        k(field),
+                    ],
+                    format!("{} is not a readable file", p.display()),
+                ));
+            }
         }
         if !sc.metrics_path.starts_with('/') {
             out.push((

@@ -135,7 +135,7 @@ impl<'de> Deserialize<'de> for PromDuration {
 
 /// A size in bytes: a plain integer or a number with a unit. Units are
 /// base 2 as in Prometheus's `body_size_limit` (`KB` = `KiB` = 1024).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
 
 pub fn parse_byte_size(s: &str) -> Result<u64, String> {

@@ -31,6 +31,7 @@ fn batch(kind: SourceKind, samples: Vec<Sample>) -> SampleBatch {
         timestamp_ms: 1_551_427_534_853,
         duration: Duration::from_micros(115),
         interval: Duration::from_secs(10),
+        part: 0,
         samples,
         types: BTreeMap::new(),
     }

@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 
+use memchr::memchr2;
+
 use super::Format;
 use crate::model::MetricType;
 
@@ -263,13 +265,13 @@ fn sample<'a>(
             }
             Some(q)
         }
-        _ => {
-            let raw = c.take_while(|b| !is_ws(b) && b != b'{');
-            if !is_metric_name(raw) {
+        _ => match c.name_token(METRIC_START, METRIC_CHAR, |b| is_ws(b) || b == b'{') {
+            Some(raw) => Some(Text::bare(raw)),
+            None => {
+                let raw = c.take_while(|b| !is_ws(b) && b != b'{');
                 return Err(format!("invalid metric name {}", show(raw)));
             }
-            Some(Text::bare(raw))
-        }
+        },
     };
     c.skip_ws();
     if c.peek() == Some(b'{') {
@@ -364,6 +366,9 @@ fn label_set<'a>(
     mut name: Option<&mut Option<Text<'a>>>,
 ) -> Result<(), String> {
     let base = labels.len();
+    // One bit per label name seen, chosen by a cheap hash of the name, so
+    // the pairwise duplicate check runs only when two names share a bit.
+    let mut seen = 0u64;
     c.bump();
     loop {
         c.skip_ws();
@@ -397,15 +402,18 @@ fn label_set<'a>(
                 q
             }
             Some(_) => {
-                let raw =
-                    c.take_while(|b| !is_ws(b) && !matches!(b, b'=' | b',' | b'}' | b'"' | b'{'));
-                if raw.is_empty() {
-                    return Err(format!("expected label name, found {}", show(c.rest())));
+                let ends_name = |b| is_ws(b) || matches!(b, b'=' | b',' | b'}' | b'"' | b'{');
+                match c.name_token(LABEL_START, LABEL_CHAR, ends_name) {
+                    Some(raw) => Text::bare(raw),
+                    None => {
+                        let raw = c.take_while(|b| !ends_name(b));
+                        return Err(if raw.is_empty() {
+                            format!("expected label name, found {}", show(c.rest()))
+                        } else {
+                            format!("invalid label name {}", show(raw))
+                        });
+                    }
                 }
-                if !is_label_name(raw) {
-                    return Err(format!("invalid label name {}", show(raw)));
-                }
-                Text::bare(raw)
             }
         };
         c.skip_ws();
@@ -445,9 +453,11 @@ fn label_set<'a>(
             }
             *slot = Some(value);
         } else {
-            if labels[base..].iter().any(|l| l.name.same_as(lname)) {
+            let bit = name_bit(lname);
+            if seen & bit != 0 && labels[base..].iter().any(|l| l.name.same_as(lname)) {
                 return Err(format!("duplicate label {}", show(&lname.unescape())));
             }
+            seen |= bit;
             labels.push(Label { name: lname, value });
         }
         c.skip_ws();
@@ -485,6 +495,12 @@ impl BadFloat {
 /// refuses hex and `_`), `inf`/`infinity` in any case with an optional
 /// sign, `nan` in any case without one, and overflow is an error.
 fn parse_float(s: &str) -> Result<f64, BadFloat> {
+    // Most values are small integers (counts, 0/1 flags); up to 15 digits
+    // they convert exactly, without the general decimal parser.
+    if !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n = s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+        return Ok(n as f64);
+    }
     let (negative, unsigned) = match s.as_bytes().first() {
         Some(b'+') => (false, &s[1..]),
         Some(b'-') => (true, &s[1..]),
@@ -543,16 +559,61 @@ fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+const METRIC_START: u8 = 1;
+const METRIC_CHAR: u8 = 2;
+const LABEL_START: u8 = 4;
+const LABEL_CHAR: u8 = 8;
+
+/// Character classes of the legacy name grammars: metric names are
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names `[a-zA-Z_][a-zA-Z0-9_]*`. A
+/// table lookup per byte is what makes name scanning cheap.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let alpha = c.is_ascii_alphabetic() || c == b'_';
+        let mut class = 0;
+        if alpha || c == b':' {
+            class |= METRIC_START | METRIC_CHAR;
+        }
+        if c.is_ascii_digit() {
+            class |= METRIC_CHAR | LABEL_CHAR;
+        }
+        if alpha {
+            class |= LABEL_START | LABEL_CHAR;
+        }
+        t[b] = class;
+        b += 1;
+    }
+    t
+};
+
 fn is_metric_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+    is_name(s, METRIC_START, METRIC_CHAR)
 }
 
-fn is_label_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+fn is_name(s: &str, start: u8, rest: u8) -> bool {
+    match s.as_bytes().split_first() {
+        Some((&first, tail)) => {
+            CLASS[first as usize] & start != 0
+                && tail.iter().all(|&b| CLASS[b as usize] & rest != 0)
+        }
+        None => false,
+    }
+}
+
+/// The duplicate-label prefilter's bit for a name: equal names always
+/// get the same bit. Escaped names may spell a plain one, so they get
+/// every bit and always take the exact check.
+fn name_bit(name: Text<'_>) -> u64 {
+    if name.escaped {
+        return u64::MAX;
+    }
+    let b = name.raw.as_bytes();
+    let (first, last) = (b.first().copied(), b.last().copied());
+    let h = b.len() as u32 * 7 + u32::from(first.unwrap_or(0)) * 3 + u32::from(last.unwrap_or(0));
+    1 << (h % 64)
 }
 
 /// Quotes a fragment for an error message, cut short so one huge line
@@ -616,6 +677,27 @@ impl<'a> Cursor<'a> {
         self.take_while(|b| !is_ws(b))
     }
 
+    /// A name in the class-table grammar `start rest*`, when one ends where
+    /// `ends` (or the line) says a name may end. `None` leaves the cursor
+    /// where it was, so the caller can rescan for its error message.
+    fn name_token(&mut self, start: u8, rest: u8, ends: impl Fn(u8) -> bool) -> Option<&'a str> {
+        let bytes = self.line.as_bytes();
+        let begin = self.pos;
+        let first = *bytes.get(begin)?;
+        if CLASS[first as usize] & start == 0 {
+            return None;
+        }
+        let mut i = begin + 1;
+        while i < bytes.len() && CLASS[bytes[i] as usize] & rest != 0 {
+            i += 1;
+        }
+        if i < bytes.len() && !ends(bytes[i]) {
+            return None;
+        }
+        self.pos = i;
+        Some(&self.line[begin..i])
+    }
+
     /// Scans a quoted string from its opening quote; `None` if the line
     /// ends first.
     fn quoted(&mut self) -> Option<Text<'a>> {
@@ -623,25 +705,21 @@ impl<'a> Cursor<'a> {
         let start = self.pos + 1;
         let mut i = start;
         let mut escaped = false;
-        while i < bytes.len() {
-            match bytes[i] {
-                // Skipping one byte may land inside a multi-byte char, but
-                // continuation bytes are never '"' or '\\', so the scan
-                // still stops only on a real quote.
-                b'\\' => {
-                    escaped = true;
-                    i += 2;
-                }
-                b'"' => {
-                    self.pos = i + 1;
-                    return Some(Text {
-                        raw: &self.line[start..i],
-                        escaped,
-                    });
-                }
-                _ => i += 1,
+        loop {
+            // Skipping the escaped byte may land inside a multi-byte char,
+            // but continuation bytes are never '"' or '\\', so the scan
+            // still stops only on a real quote.
+            i += memchr2(b'"', b'\\', bytes.get(i..)?)?;
+            if bytes[i] == b'\\' {
+                escaped = true;
+                i += 2;
+                continue;
             }
+            self.pos = i + 1;
+            return Some(Text {
+                raw: &self.line[start..i],
+                escaped,
+            });
         }
-        None
     }
 }

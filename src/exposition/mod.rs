@@ -1,10 +1,13 @@
 //! Prometheus text exposition format 0.0.4 and OpenMetrics 1.0 text.
 //!
-//! [`parse`] reads a whole scrape body. A bad line is recorded in
-//! [`Parsed::errors`] and skipped rather than failing the body, so the scrape
-//! loop can decide how strict to be. The work is done line by line by
-//! [`parse_line`], which borrows everything from the input; only escaped
-//! strings and the owned [`Sample`]s that `parse` returns allocate.
+//! [`StreamParser`] reads a scrape body chunk by chunk in bounded memory and
+//! hands out [`SampleRef`]s that borrow from the chunk: no allocation per
+//! sample. [`parse`] does the same over a whole body and collects owned
+//! [`Sample`]s. A bad line is recorded (with its line number) and skipped
+//! rather than failing the body, so the scrape loop can decide how strict
+//! to be. The work is done line by line by [`parse_line`], which borrows
+//! everything from the input; only escaped strings allocate, and only when
+//! a caller asks for them resolved.
 //!
 //! Behaviour follows Prometheus's `textparse` (the parser scrapes use, not
 //! `expfmt`), with these deliberate differences, all on the lenient side
@@ -24,13 +27,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::model::{Labels, MetricType, Sample};
+use crate::model::{MetricType, Sample};
 
 mod line;
+mod stream;
+#[cfg(test)]
+mod testgen;
 #[cfg(test)]
 mod tests;
 
 pub use line::{Label, LineItem, Text, parse_line, unescape_help};
+pub use stream::{
+    DEFAULT_MAX_ERRORS, DEFAULT_MAX_LINE_BYTES, ParseSummary, SampleRef, StreamParser,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -74,92 +83,26 @@ pub struct Parsed {
     pub types: BTreeMap<String, MetricType>,
     /// Help texts by family name, escapes resolved.
     pub help: BTreeMap<String, String>,
+    /// The first [`DEFAULT_MAX_ERRORS`] errors.
     pub errors: Vec<LineError>,
+    /// All errors, counted (see [`ParseSummary::invalid_lines`]).
+    pub invalid_lines: usize,
 }
 
-/// Parses a whole body; invalid lines are reported in `errors` and skipped, valid ones kept.
+/// Parses a whole body into owned samples; invalid lines are reported in
+/// `errors` and skipped, valid ones kept. A convenience over
+/// [`StreamParser`] for callers that hold the body anyway.
 pub fn parse(body: &[u8], format: Format) -> Parsed {
-    let mut out = Parsed::default();
-    let mut labels = Vec::new();
-    let mut line_no = 0;
-    let mut saw_eof = false;
-    for raw in lines(body) {
-        line_no += 1;
-        if saw_eof {
-            // One report is enough: whatever follows is not part of the body.
-            out.errors
-                .push(error(line_no, "unexpected data after # EOF"));
-            return out;
-        }
-        let text = match std::str::from_utf8(raw) {
-            Ok(text) => text,
-            Err(e) => {
-                let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
-                out.errors.push(error(line_no, reason));
-                continue;
-            }
-        };
-        match parse_line(text, format, &mut labels) {
-            Ok(LineItem::Blank | LineItem::Comment | LineItem::Unit { .. }) => {}
-            Ok(LineItem::Eof) => saw_eof = true,
-            Ok(LineItem::Help { name, text }) => {
-                let help = unescape_help(text, format).into_owned();
-                out.help.insert(name.unescape().into_owned(), help);
-            }
-            Ok(LineItem::Type { name, kind }) => {
-                out.types.insert(name.unescape().into_owned(), kind);
-            }
-            Ok(LineItem::Sample {
-                name,
-                value,
-                timestamp_ms,
-            }) => {
-                let mut set = Labels::new();
-                for l in &labels {
-                    set.set(l.name.unescape(), l.value.unescape());
-                }
-                out.samples.push(Sample {
-                    name: name.unescape().into_owned(),
-                    labels: set,
-                    value,
-                    timestamp_ms,
-                });
-            }
-            Err(reason) => out.errors.push(error(line_no, reason)),
-        }
+    let mut samples = Vec::new();
+    let mut push = |s: &SampleRef<'_>| samples.push(s.to_sample());
+    let mut parser = StreamParser::new(format);
+    parser.feed(body, &mut push);
+    let summary = parser.finish(&mut push);
+    Parsed {
+        samples,
+        types: summary.types,
+        help: summary.help,
+        errors: summary.errors,
+        invalid_lines: summary.invalid_lines,
     }
-    if format == Format::OpenMetrics && !saw_eof {
-        out.errors.push(error(
-            line_no + 1,
-            "missing # EOF at end of OpenMetrics body",
-        ));
-    }
-    out
-}
-
-fn error(line: usize, reason: impl Into<String>) -> LineError {
-    LineError {
-        line,
-        reason: reason.into(),
-    }
-}
-
-/// Splits on `\n`, dropping one `\r` before it. A final `\n` ends the last
-/// line rather than starting an empty one.
-fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = (!body.is_empty()).then_some(body);
-    std::iter::from_fn(move || {
-        let chunk = rest?;
-        let line = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                rest = Some(&chunk[i + 1..]).filter(|r| !r.is_empty());
-                &chunk[..i]
-            }
-            None => {
-                rest = None;
-                chunk
-            }
-        };
-        Some(line.strip_suffix(b"\r").unwrap_or(line))
-    })
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::Labels;
 
 use Format::{OpenMetrics as OM, PrometheusText as Text0};
 

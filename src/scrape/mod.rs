@@ -1,209 +1,187 @@
-//! One loop per target: fetch, parse, attach target labels, add the
-//! `up` and `scrape_*` series, hand the batch on. Knows nothing of ECS.
+//! Scraping with Prometheus semantics: one loop per target, targets from
+//! discovery, `up` and `scrape_*` series, stale markers, limits,
+//! `honor_labels`, `metric_relabel_configs`. Knows nothing of ECS.
+
+mod http;
+pub mod registry;
+mod target_loop;
+
+pub use registry::{TargetRegistry, TargetStatus};
+pub use target_loop::{MAX_TRACKED_SERIES, ScrapeError, series_hash};
 
 use crate::config::{Config, ScrapeConfig};
-use crate::exposition::{self, Format};
-use crate::model::{Labels, MetricType, Sample, SampleBatch, SourceKind, Target, now_ms};
+use crate::discovery::{self, Resolution, ResolvedTarget, TargetGroup};
+use crate::model::{Labels, SampleBatch};
 use crate::selfmetrics::SelfMetrics;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
-/// Everything one scrape loop needs to know about its target.
-#[derive(Clone, Debug)]
-pub struct ScrapeTarget {
-    pub target: Target,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub compression: bool,
+/// What a job's targets share.
+pub(crate) struct Job {
+    pub config: ScrapeConfig,
+    pub client: reqwest::Client,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ScrapeError {
-    #[error("Get \"{url}\": {reason}")]
-    Request { url: String, reason: String },
-    #[error("server returned HTTP status {0}")]
-    Status(u16),
-    #[error("reading the body: {0}")]
-    Body(String),
-    #[error("context deadline exceeded (timeout {0:?})")]
-    Timeout(Duration),
+#[error("scrape_configs {job}: {source}")]
+pub struct JobError {
+    job: String,
+    source: http::ClientError,
 }
 
-/// The targets of every `static_configs` entry, with Prometheus's target
-/// labels: `job`, `instance` (the address) and the static labels.
-pub fn static_targets(cfg: &Config) -> Vec<ScrapeTarget> {
-    let mut out = Vec::new();
-    for sc in &cfg.scrape_configs {
-        for st in &sc.static_configs {
-            for addr in &st.targets {
-                let mut labels =
-                    Labels::from_pairs(st.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                labels.set("job", sc.job_name.clone());
-                labels.set("instance", addr.0.clone());
-                out.push(ScrapeTarget {
-                    target: Target {
-                        job: sc.job_name.clone(),
-                        instance: addr.0.clone(),
-                        url: target_url(sc, &addr.0),
-                        labels,
-                    },
-                    interval: cfg.scrape_interval(sc).0,
-                    timeout: cfg.scrape_timeout(sc).0,
-                    compression: sc.enable_compression,
-                });
+/// Runs every job until `shutdown` turns true.
+pub struct ScrapeManager {
+    pub config: Arc<Config>,
+    pub out: mpsc::Sender<SampleBatch>,
+    pub metrics: Arc<SelfMetrics>,
+    pub registry: Arc<TargetRegistry>,
+    pub shutdown: watch::Receiver<bool>,
+    /// Seeds the per-target offsets (Prometheus uses external labels and
+    /// the host name), so two gateways spread their load differently.
+    pub offset_seed: u64,
+}
+
+impl ScrapeManager {
+    /// Builds each job's HTTP client first, so a bad TLS file fails start-up.
+    pub async fn run(self) -> Result<JoinSet<()>, JobError> {
+        let mut jobs = JoinSet::new();
+        for sc in &self.config.scrape_configs {
+            let client = http::build_client(sc).map_err(|source| JobError {
+                job: sc.job_name.clone(),
+                source,
+            })?;
+            let job = Arc::new(Job {
+                config: sc.clone(),
+                client,
+            });
+            let (tx, rx) = watch::channel(Vec::new());
+            if !sc.file_sd_configs.is_empty() {
+                jobs.spawn(discovery::file_sd::watch_files(
+                    sc.file_sd_configs.clone(),
+                    tx,
+                ));
+            } else {
+                drop(tx);
             }
+            jobs.spawn(run_job(
+                job,
+                self.config.clone(),
+                rx,
+                self.out.clone(),
+                self.metrics.clone(),
+                self.registry.clone(),
+                self.shutdown.clone(),
+                self.offset_seed,
+            ));
         }
+        Ok(jobs)
     }
-    out
 }
 
-fn target_url(sc: &ScrapeConfig, addr: &str) -> String {
-    let mut url = format!("{}://{}{}", sc.scheme.as_str(), addr, sc.metrics_path);
-    let mut first = !sc.metrics_path.contains('?');
-    for (k, values) in &sc.params {
-        for v in values {
-            url.push(if first { '?' } else { '&' });
-            first = false;
-            url.push_str(&url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>());
-            url.push('=');
-            url.push_str(&url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>());
-        }
-    }
-    url
-}
-
-/// Scrapes `t` every interval until `stop` turns true.
-pub async fn run_loop(
-    t: ScrapeTarget,
-    client: reqwest::Client,
+/// Keeps one loop per target of a job as its target groups change.
+#[allow(clippy::too_many_arguments)]
+async fn run_job(
+    job: Arc<Job>,
+    config: Arc<Config>,
+    mut file_groups: watch::Receiver<Vec<TargetGroup>>,
     out: mpsc::Sender<SampleBatch>,
-    mut stop: watch::Receiver<bool>,
     metrics: Arc<SelfMetrics>,
+    registry: Arc<TargetRegistry>,
+    mut shutdown: watch::Receiver<bool>,
+    offset_seed: u64,
 ) {
-    let mut ticker = tokio::time::interval(t.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_health: Option<bool> = None;
+    let static_groups = discovery::static_groups(&job.config);
+    let mut running: HashMap<u64, watch::Sender<bool>> = HashMap::new();
+    let mut loops = JoinSet::new();
+    let mut file_sd_open = !job.config.file_sd_configs.is_empty();
     loop {
+        let groups: Vec<TargetGroup> = static_groups
+            .iter()
+            .cloned()
+            .chain(file_groups.borrow_and_update().iter().cloned())
+            .collect();
+        let (wanted, dropped) = resolve_all(&config, &job.config, &groups);
+        registry.set_dropped(&job.config.job_name, dropped);
+        running.retain(|key, removed| {
+            let keep = wanted.contains_key(key);
+            if !keep {
+                let _ = removed.send(true);
+            }
+            keep
+        });
+        for (key, target) in wanted {
+            if running.contains_key(&key) {
+                continue;
+            }
+            let (removed_tx, removed_rx) = watch::channel(false);
+            registry.upsert(
+                key,
+                TargetStatus {
+                    job: target.job.clone(),
+                    discovered: target.discovered.clone(),
+                    labels: target.labels.clone(),
+                    url: target.url.clone(),
+                    health: "unknown",
+                    last_error: String::new(),
+                    last_scrape_ms: 0,
+                    last_duration: Default::default(),
+                    interval: target.interval,
+                    timeout: target.timeout,
+                },
+            );
+            let l = target_loop::TargetLoop {
+                job: job.clone(),
+                target,
+                key,
+                out: out.clone(),
+                metrics: metrics.clone(),
+                registry: registry.clone(),
+                shutdown: shutdown.clone(),
+                removed: removed_rx,
+                offset_seed,
+            };
+            loops.spawn(l.run());
+            running.insert(key, removed_tx);
+        }
         tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => break,
-        }
-        if *stop.borrow() {
-            break;
-        }
-        let batch = tokio::select! {
-            b = scrape_once(&t, &client) => b,
-            _ = stop.changed() => break,
-        };
-        let (batch, result) = batch;
-        let up = result.is_ok();
-        metrics
-            .scrapes
-            .with_label_values(&[
-                t.target.job.as_str(),
-                if up { "success" } else { "failure" },
-            ])
-            .inc();
-        if up {
-            metrics
-                .scrape_samples
-                .with_label_values(&[t.target.job.as_str()])
-                .inc_by(batch.samples.len().saturating_sub(REPORT_SERIES) as u64);
-        }
-        // Log on a change of health only: a target down for a day is one
-        // line, not one per scrape.
-        if last_health != Some(up) {
-            match &result {
-                Err(e) => {
-                    tracing::warn!(job = %t.target.job, instance = %t.target.instance, url = %t.target.url, error = %e, "target is down")
+            changed = file_groups.changed(), if file_sd_open => {
+                if changed.is_err() {
+                    file_sd_open = false;
                 }
-                Ok(()) if last_health.is_some() => {
-                    tracing::info!(job = %t.target.job, instance = %t.target.instance, "target is up again")
-                }
-                Ok(()) => {}
             }
-            if let Some(was) = last_health {
-                metrics
-                    .targets_up
-                    .with_label_values(&[t.target.job.as_str(), health(was)])
-                    .dec();
-            }
-            metrics
-                .targets_up
-                .with_label_values(&[t.target.job.as_str(), health(up)])
-                .inc();
-            last_health = Some(up);
-        }
-        if out.send(batch).await.is_err() {
-            metrics.pipeline_batches_dropped.inc();
-            break;
+            _ = shutdown.changed() => break,
+            Some(_) = loops.join_next(), if !loops.is_empty() => {}
         }
     }
-    if let Some(was) = last_health {
-        metrics
-            .targets_up
-            .with_label_values(&[t.target.job.as_str(), health(was)])
-            .dec();
-    }
+    while loops.join_next().await.is_some() {}
 }
 
-fn health(up: bool) -> &'static str {
-    if up { "up" } else { "down" }
-}
-
-/// How many series `scrape_once` adds to what the target served.
-const REPORT_SERIES: usize = 3;
-
-/// One scrape. Always yields a batch: on failure it holds only the report
-/// series, with `up` 0, as Prometheus records them.
-pub async fn scrape_once(
-    t: &ScrapeTarget,
-    client: &reqwest::Client,
-) -> (SampleBatch, Result<(), ScrapeError>) {
-    let start_ms = now_ms();
-    let started = Instant::now();
-    let result = tokio::time::timeout(t.timeout, fetch(t, client))
-        .await
-        .unwrap_or(Err(ScrapeError::Timeout(t.timeout)));
-    let duration = started.elapsed();
-    let (mut samples, types, outcome) = match result {
-        Ok((body, format)) => {
-            let parsed = exposition::parse(&body, format);
-            if !parsed.errors.is_empty() {
-                tracing::debug!(job = %t.target.job, instance = %t.target.instance, invalid_lines = parsed.errors.len(), first = %parsed.errors[0], "invalid exposition lines skipped");
+/// Active targets by key (label set and URL), and the dropped ones.
+fn resolve_all(
+    config: &Config,
+    sc: &ScrapeConfig,
+    groups: &[TargetGroup],
+) -> (HashMap<u64, ResolvedTarget>, Vec<Labels>) {
+    let mut wanted = HashMap::new();
+    let mut dropped = Vec::new();
+    for g in groups {
+        for t in &g.targets {
+            match discovery::resolve(config, sc, g, t) {
+                Resolution::Active(r) => {
+                    let key = series_hash(&r.url, &r.labels);
+                    wanted.entry(key).or_insert(r);
+                }
+                Resolution::Dropped(l) => dropped.push(l),
+                Resolution::Invalid(l, why) => {
+                    tracing::warn!(job = %sc.job_name, labels = %l, reason = %why, "target dropped: invalid after relabeling");
+                    dropped.push(l);
+                }
             }
-            (parsed.samples, parsed.types, Ok(()))
         }
-        Err(e) => (Vec::new(), Default::default(), Err(e)),
-    };
-    let scraped = samples.len();
-    for s in &mut samples {
-        apply_target_labels(&mut s.labels, &t.target.labels);
     }
-    let report = |name: &str, value: f64| Sample {
-        name: name.to_owned(),
-        labels: t.target.labels.clone(),
-        value,
-        timestamp_ms: None,
-    };
-    samples.push(report("up", if outcome.is_ok() { 1.0 } else { 0.0 }));
-    samples.push(report("scrape_duration_seconds", duration.as_secs_f64()));
-    samples.push(report("scrape_samples_scraped", scraped as f64));
-    let mut types = types;
-    for name in ["up", "scrape_duration_seconds", "scrape_samples_scraped"] {
-        types.insert(name.to_owned(), MetricType::Gauge);
-    }
-    let batch = SampleBatch {
-        kind: SourceKind::Scrape,
-        target: t.target.clone(),
-        timestamp_ms: start_ms,
-        duration,
-        interval: t.interval,
-        samples,
-        types,
-    };
-    (batch, outcome)
+    (wanted, dropped)
 }
 
 /// Prometheus's `honor_labels: false`: a label the target also sets is
@@ -225,43 +203,8 @@ pub fn apply_target_labels(sample: &mut Labels, target: &Labels) {
     }
 }
 
-async fn fetch(
-    t: &ScrapeTarget,
-    client: &reqwest::Client,
-) -> Result<(Vec<u8>, Format), ScrapeError> {
-    let mut req = client
-        .get(&t.target.url)
-        .header(reqwest::header::ACCEPT, exposition::SCRAPE_ACCEPT)
-        .header(
-            "X-Prometheus-Scrape-Timeout-Seconds",
-            format!("{}", t.timeout.as_secs_f64()),
-        );
-    if !t.compression {
-        // An explicit identity stops reqwest from asking for gzip.
-        req = req.header(reqwest::header::ACCEPT_ENCODING, "identity");
-    }
-    let resp = req.send().await.map_err(|e| ScrapeError::Request {
-        url: t.target.url.clone(),
-        reason: crate::error_chain(&e),
-    })?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(ScrapeError::Status(status.as_u16()));
-    }
-    let format = exposition::format_from_content_type(
-        resp.headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| ScrapeError::Body(crate::error_chain(&e)))?;
-    Ok((body.to_vec(), format))
-}
-
 #[cfg(test)]
-mod tests {
+mod unit_tests {
     use super::*;
 
     #[test]
@@ -280,24 +223,7 @@ mod tests {
             ])
         );
     }
-
-    #[test]
-    fn static_targets_carry_job_instance_and_static_labels() {
-        let cfg = crate::config::load_str(
-            "global: {scrape_interval: 30s}\nscrape_configs:\n  - job_name: node\n    scrape_timeout: 5s\n    params: {module: [a b]}\n    static_configs:\n      - targets: ['h:9100']\n        labels: {env: prod}\n",
-            "t",
-            &|_| None,
-        )
-        .unwrap();
-        let t = &static_targets(&cfg)[0];
-        assert_eq!(t.target.url, "http://h:9100/metrics?module=a+b");
-        assert_eq!(
-            t.target.labels,
-            Labels::from_pairs([("env", "prod"), ("instance", "h:9100"), ("job", "node")])
-        );
-        assert_eq!(
-            (t.interval, t.timeout),
-            (Duration::from_secs(30), Duration::from_secs(5))
-        );
-    }
 }
+
+#[cfg(test)]
+mod tests;

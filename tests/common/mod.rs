@@ -132,6 +132,22 @@ pub fn metric_value(text: &str, prefix: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A count from the "delivery summary" line kubegate logs at a clean
+/// shutdown, e.g. `summary_count(&log, "sent")`.
+pub fn summary_count(log: &str, field: &str) -> u64 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("delivery summary"))
+        .unwrap_or_else(|| panic!("no delivery summary in the log:\n{}", log_tail(log)));
+    let key = format!(" {field}=");
+    line.split(&key)
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+}
+
 /// kubegate on its embedded default config, as the README runs it, with
 /// only the listener, self-scrape target and data dir set from outside.
 pub fn kubegate_on_default(addr: &str, data_dir: &Path) -> ChildBuilder {

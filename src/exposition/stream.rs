@@ -1,0 +1,407 @@
+//! Chunk-by-chunk parsing in bounded memory.
+//!
+//! [`StreamParser::feed`] finds line ends with `memchr` and parses every
+//! complete line in place, straight from the caller's chunk. Only the
+//! partial line at the end of a chunk is copied (into `carry`), and only
+//! until its newline arrives. Samples reach the caller as [`SampleRef`]s
+//! that borrow from the chunk, so the hot path allocates nothing: the label
+//! vector and the name scratch keep their capacity from line to line.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use memchr::memchr;
+
+use super::line::{Label, LineItem, Text, parse_line, unescape_help};
+use super::{Format, LineError};
+use crate::model::{Labels, MetricType, Sample};
+
+/// Longest line accepted by default. Real exposition lines are well under
+/// 1 KiB; a line this long is an attack or a broken target, and refusing it
+/// caps what one line can make the parser buffer.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+/// How many [`LineError`]s a parse keeps by default; all are counted.
+pub const DEFAULT_MAX_ERRORS: usize = 100;
+/// Capacity the partial-line buffer may keep after a long line is done, so
+/// one 1 MiB line does not pin 1 MiB for the rest of the scrape.
+const CARRY_KEEP_BYTES: usize = 64 * 1024;
+
+/// One sample, borrowed from the chunk being parsed (and from the parser's
+/// scratch space). Valid only during the `on_sample` call; call
+/// [`SampleRef::to_sample`] to keep it.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleRef<'a> {
+    /// The metric name, escapes resolved when it was quoted.
+    pub name: &'a str,
+    /// The labels as written, escapes unresolved, in input order, without
+    /// `__name__`. Empty values are included here (Prometheus treats them
+    /// as absent; [`SampleRef::labels`] yields them, `to_sample` drops them).
+    pub labels: &'a [Label<'a>],
+    pub value: f64,
+    /// Milliseconds since the epoch, when the line carried a timestamp.
+    pub timestamp_ms: Option<i64>,
+    /// Type of the family this sample belongs to, when the most recent
+    /// `# TYPE` line names it (see [`StreamParser`] for the matching rule).
+    pub metric_type: Option<MetricType>,
+}
+
+impl<'a> SampleRef<'a> {
+    /// `(name, value)` pairs with escapes resolved. Unescaping copies, so
+    /// only labels that hold a backslash allocate.
+    pub fn labels(&self) -> impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)> + use<'a> {
+        self.labels
+            .iter()
+            .map(|l| (l.name.unescape(), l.value.unescape()))
+    }
+
+    /// The value of label `name`, escapes resolved.
+    pub fn label(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.labels
+            .iter()
+            .find(|l| !l.name.escaped && l.name.raw == name)
+            .or_else(|| {
+                // A quoted label name may spell a plain name with escapes.
+                self.labels
+                    .iter()
+                    .find(|l| l.name.escaped && l.name.unescape() == name)
+            })
+            .map(|l| l.value.unescape())
+    }
+
+    /// An owned copy, as [`super::parse`] returns it.
+    pub fn to_sample(&self) -> Sample {
+        let mut labels = Labels::new();
+        for l in self.labels {
+            if !l.value.raw.is_empty() {
+                labels.set(l.name.unescape(), l.value.unescape());
+            }
+        }
+        Sample {
+            name: self.name.to_owned(),
+            labels,
+            value: self.value,
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+}
+
+/// What a whole parse saw besides its samples.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParseSummary {
+    /// Samples handed to `on_sample`.
+    pub samples: usize,
+    /// Every error, counted even past the ones kept in `errors`: rejected
+    /// lines, plus one for a missing OpenMetrics `# EOF` and one for data
+    /// after it.
+    pub invalid_lines: usize,
+    /// The first errors, up to the parser's cap, in input order.
+    pub errors: Vec<LineError>,
+    /// Declared types by family name, as written in `# TYPE`.
+    pub types: BTreeMap<String, MetricType>,
+    /// Help texts by family name, escapes resolved.
+    pub help: BTreeMap<String, String>,
+}
+
+/// Parses an exposition body fed in chunks of any size.
+///
+/// Lines split across chunks are joined; each line is parsed once it is
+/// complete. The parser keeps only the unfinished last line (at most the
+/// line limit), the current family's name and type, the per-family HELP and
+/// TYPE maps, and the first errors.
+///
+/// A sample's [`SampleRef::metric_type`] is the type of the most recent
+/// `# TYPE` line when the sample's name is that family's name, or the
+/// family name followed by one of the suffixes the formats give family
+/// members (`_total`, `_created`, `_bucket`, `_sum`, `_count`, `_gcount`,
+/// `_gsum`, `_info`). Exporters write each family's samples right after its
+/// TYPE line, so this needs no lookup per sample.
+#[derive(Debug)]
+pub struct StreamParser {
+    format: Format,
+    max_line_bytes: usize,
+    max_errors: usize,
+    /// The unfinished last line of the chunks fed so far.
+    carry: Vec<u8>,
+    /// The current line passed `max_line_bytes` and was reported; the rest
+    /// of it is dropped up to its newline.
+    overlong: bool,
+    /// Lines completed so far (the 1-based number of the last one).
+    line_no: usize,
+    saw_eof: bool,
+    /// Data after `# EOF` was reported; everything else is ignored.
+    done: bool,
+    /// Always empty between lines: only its capacity is kept (see [`recycle`]).
+    labels: Vec<Label<'static>>,
+    /// Where a quoted name with escapes is resolved.
+    name_buf: String,
+    family: String,
+    family_type: Option<MetricType>,
+    summary: ParseSummary,
+}
+
+impl StreamParser {
+    pub fn new(format: Format) -> Self {
+        StreamParser::with_limits(format, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_ERRORS)
+    }
+
+    /// A parser that rejects lines longer than `max_line_bytes` (line
+    /// ending excluded) and keeps the first `max_errors` errors.
+    pub fn with_limits(format: Format, max_line_bytes: usize, max_errors: usize) -> Self {
+        StreamParser {
+            format,
+            max_line_bytes,
+            max_errors,
+            carry: Vec::new(),
+            overlong: false,
+            line_no: 0,
+            saw_eof: false,
+            done: false,
+            labels: Vec::new(),
+            name_buf: String::new(),
+            family: String::new(),
+            family_type: None,
+            summary: ParseSummary::default(),
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Samples handed out so far.
+    pub fn samples(&self) -> usize {
+        self.summary.samples
+    }
+
+    /// Errors so far (see [`ParseSummary::invalid_lines`]).
+    pub fn invalid_lines(&self) -> usize {
+        self.summary.invalid_lines
+    }
+
+    /// The first errors so far, so a strict caller can stop early.
+    pub fn errors(&self) -> &[LineError] {
+        &self.summary.errors
+    }
+
+    /// Memory the parser holds for its own buffering: the partial line,
+    /// the label and name scratch space (capacities, not lengths). The
+    /// HELP/TYPE maps and kept errors grow with the number of families and
+    /// are not counted.
+    pub fn buffered_bytes(&self) -> usize {
+        self.carry.capacity()
+            + self.labels.capacity() * size_of::<Label<'static>>()
+            + self.name_buf.capacity()
+            + self.family.capacity()
+    }
+
+    /// Parses every line `chunk` completes, calling `on_sample` for each
+    /// sample; keeps the unfinished last line for the next call.
+    pub fn feed(&mut self, chunk: &[u8], on_sample: &mut dyn FnMut(&SampleRef<'_>)) {
+        if self.done {
+            return;
+        }
+        let mut rest = chunk;
+        if self.overlong || !self.carry.is_empty() {
+            let Some(end) = memchr(b'\n', rest) else {
+                self.keep_partial(rest);
+                return;
+            };
+            let head = &rest[..end];
+            rest = &rest[end + 1..];
+            self.finish_carried_line(head, on_sample);
+        }
+        let mut labels = recycle(std::mem::take(&mut self.labels));
+        while let Some(end) = memchr(b'\n', rest) {
+            self.line(&rest[..end], &mut labels, on_sample);
+            rest = &rest[end + 1..];
+            if self.done {
+                break;
+            }
+        }
+        self.labels = recycle(labels);
+        self.keep_partial(rest);
+    }
+
+    /// Ends the body: parses a last line that has no newline, and reports a
+    /// missing OpenMetrics `# EOF`.
+    pub fn finish(mut self, on_sample: &mut dyn FnMut(&SampleRef<'_>)) -> ParseSummary {
+        if !self.done {
+            if self.overlong {
+                // Already reported when it grew too long.
+                self.overlong = false;
+                self.line_no += 1;
+            } else if !self.carry.is_empty() {
+                let carry = std::mem::take(&mut self.carry);
+                let mut labels = recycle(std::mem::take(&mut self.labels));
+                self.line(&carry, &mut labels, on_sample);
+            }
+        }
+        if self.format == Format::OpenMetrics && !self.saw_eof {
+            self.error(self.line_no + 1, "missing # EOF at end of OpenMetrics body");
+        }
+        self.summary
+    }
+
+    /// Completes the carried line with `head` (the new chunk up to its
+    /// first newline) and parses it.
+    fn finish_carried_line(&mut self, head: &[u8], on_sample: &mut dyn FnMut(&SampleRef<'_>)) {
+        if self.overlong {
+            self.overlong = false;
+            self.line_no += 1;
+            return;
+        }
+        if self.carry.len() + head.len() > self.max_line_bytes {
+            // Same check `line` makes, without copying `head` first.
+            self.line_no += 1;
+            self.too_long(self.line_no);
+        } else {
+            let mut carry = std::mem::take(&mut self.carry);
+            carry.extend_from_slice(head);
+            let mut labels = recycle(std::mem::take(&mut self.labels));
+            self.line(&carry, &mut labels, on_sample);
+            self.labels = recycle(labels);
+            carry.clear();
+            if carry.capacity() > CARRY_KEEP_BYTES {
+                carry.shrink_to(CARRY_KEEP_BYTES);
+            }
+            self.carry = carry;
+        }
+        self.carry.clear();
+    }
+
+    /// Stores the unfinished end of a chunk, unless that makes the line too
+    /// long: then the line is reported now and its bytes are dropped.
+    fn keep_partial(&mut self, rest: &[u8]) {
+        if rest.is_empty() || self.overlong || self.done {
+            return;
+        }
+        if self.saw_eof {
+            // Same report `line` would make once the line is complete.
+            self.after_eof(self.line_no + 1);
+            return;
+        }
+        if self.carry.len() + rest.len() > self.max_line_bytes {
+            self.too_long(self.line_no + 1);
+            self.overlong = true;
+            self.carry = Vec::new();
+            return;
+        }
+        self.carry.extend_from_slice(rest);
+    }
+
+    /// Parses one complete line (without its `\n`).
+    fn line<'a>(
+        &mut self,
+        raw: &'a [u8],
+        labels: &mut Vec<Label<'a>>,
+        on_sample: &mut dyn FnMut(&SampleRef<'_>),
+    ) {
+        self.line_no += 1;
+        if self.saw_eof {
+            self.after_eof(self.line_no);
+            return;
+        }
+        if raw.len() > self.max_line_bytes {
+            self.too_long(self.line_no);
+            return;
+        }
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let text = match std::str::from_utf8(raw) {
+            Ok(text) => text,
+            Err(e) => {
+                let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
+                return self.error(self.line_no, reason);
+            }
+        };
+        match parse_line(text, self.format, labels) {
+            Ok(LineItem::Sample {
+                name,
+                value,
+                timestamp_ms,
+            }) => {
+                let name = resolve_name(&mut self.name_buf, name);
+                let metric_type = family_type(&self.family, self.family_type, name);
+                self.summary.samples += 1;
+                on_sample(&SampleRef {
+                    name,
+                    labels,
+                    value,
+                    timestamp_ms,
+                    metric_type,
+                });
+            }
+            Ok(LineItem::Blank | LineItem::Comment | LineItem::Unit { .. }) => {}
+            Ok(LineItem::Eof) => self.saw_eof = true,
+            Ok(LineItem::Help { name, text }) => {
+                let help = unescape_help(text, self.format).into_owned();
+                self.summary.help.insert(name.unescape().into_owned(), help);
+            }
+            Ok(LineItem::Type { name, kind }) => {
+                let name = name.unescape();
+                self.family.clear();
+                self.family.push_str(&name);
+                self.family_type = Some(kind);
+                self.summary.types.insert(name.into_owned(), kind);
+            }
+            Err(reason) => self.error(self.line_no, reason),
+        }
+    }
+
+    fn too_long(&mut self, line: usize) {
+        let reason = format!("line longer than {} bytes", self.max_line_bytes);
+        self.error(line, reason);
+    }
+
+    fn after_eof(&mut self, line: usize) {
+        // One report is enough: whatever follows is not part of the body.
+        self.error(line, "unexpected data after # EOF");
+        self.done = true;
+        self.carry = Vec::new();
+    }
+
+    fn error(&mut self, line: usize, reason: impl Into<String>) {
+        self.summary.invalid_lines += 1;
+        if self.summary.errors.len() < self.max_errors {
+            self.summary.errors.push(LineError {
+                line,
+                reason: reason.into(),
+            });
+        }
+    }
+}
+
+/// A name as `&str`, unescaped into `buf` in the rare case it needs it,
+/// so a quoted name costs no allocation per sample once `buf` has grown.
+fn resolve_name<'s>(buf: &'s mut String, name: Text<'s>) -> &'s str {
+    if !name.escaped {
+        return name.raw;
+    }
+    buf.clear();
+    buf.push_str(&name.unescape());
+    buf
+}
+
+/// Suffixes family members carry in either format.
+const MEMBER_SUFFIXES: [&str; 8] = [
+    "_total", "_created", "_bucket", "_sum", "_count", "_gcount", "_gsum", "_info",
+];
+
+fn family_type(family: &str, kind: Option<MetricType>, name: &str) -> Option<MetricType> {
+    let rest = name.strip_prefix(family)?;
+    (rest.is_empty() || MEMBER_SUFFIXES.contains(&rest))
+        .then_some(kind)
+        .flatten()
+}
+
+/// Empties a label vector and gives it back with a new lifetime, keeping
+/// its allocation: the labels of one chunk's lines borrow that chunk, and
+/// the vector must outlive it. `collect` from a `vec::IntoIter` of a type
+/// of the same size reuses the buffer in place (std specializes it), and
+/// since the vector is empty the closure never runs.
+fn recycle<'b>(mut labels: Vec<Label<'_>>) -> Vec<Label<'b>> {
+    labels.clear();
+    labels
+        .into_iter()
+        .map(|_| unreachable!("the vector was just cleared"))
+        .collect()
+}
