@@ -764,8 +764,20 @@ fn unicode_class(s: &str) -> Result<(String, &str), String> {
         negated = !negated;
         name = n;
     }
-    // Go takes only bare table names; keep the regex crate's `k=v` forms out.
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    // Go 1.19 knows only exact names: general categories, scripts, `Any`.
+    // The regex crate matches names loosely and knows more (`Assigned`,
+    // `ASCII`, `LC`, `sc=Greek`), so refuse those here. Script names are
+    // left to the regex crate, which also accepts odd spellings (`GREEK`).
+    const SHORT_NAMES: &str = "C Cc Cf Co Cs L Ll Lm Lo Lt Lu M Mc Me Mn N Nd Nl No \
+                               P Pc Pd Pe Pf Pi Po Ps S Sc Sk Sm So Z Zl Zp Zs Yi";
+    let known = if name.len() <= 2 {
+        SHORT_NAMES.split_whitespace().any(|n| n == name)
+    } else {
+        name.starts_with(|c: char| c.is_ascii_uppercase())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !["Assigned", "ASCII"].contains(&name)
+    };
+    if !known {
         return Err("invalid character class range".into());
     }
     Ok((
@@ -1138,7 +1150,7 @@ mod tests {
             (r"[a&&b]+", "&ab", true), (r"[a~~b]+", "~ab", true), (r"\<", "<", true), ("x{", "x{", true),
             (r"\x41\x{42}\101", "ABA", true), (r"\0", "\0", true), (r"(?i)K", "\u{212A}", true), (r"(?i:a)A", "aA", true),
             (r"(?)a", "a", true), (r"(?ii-s)a", "A", true), (r"(?m)^b$", "b", true), (r"\Q(\E", "(", true),
-            (r"a{2}", "aa", true), (r"a{2,}", "aaa", true), (r"a{1,2}?", "a", true), (r"\.", ".", true),
+            (r"\p{Any}\p{Latin}\pN", "éa1", true), (r"a{2}", "aa", true), (r"a{2,}", "aaa", true), (r"a{1,2}?", "a", true), (r"\.", ".", true),
         ];
         for (pattern, text, want) in matches {
             let re = Regex::new(pattern).unwrap_or_else(|e| panic!("{e}"));
@@ -1168,6 +1180,10 @@ mod tests {
             "|*",
             r"(?P<a-b>x)",
             r"\p{sc=Greek}",
+            r"\p{greek}",
+            r"\p{LC}",
+            r"\p{ASCII}",
+            "x{2}{3}",
         ] {
             let err = Regex::new(bad).expect_err(bad);
             assert!(
