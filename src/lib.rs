@@ -2,6 +2,7 @@
 //! See DESIGN.md for the data flow; each module owns one concept.
 
 pub mod api;
+pub mod buffer;
 pub mod config;
 pub mod discovery;
 pub mod ecs;

@@ -1,14 +1,16 @@
 //! `kubegate run`: wires the modules together and owns the shutdown order
-//! (stop producers, drain the pipeline, flush the sink, exit).
+//! (stop producers, drain the pipeline into the buffer, let the sink
+//! deliver what it can within the grace period, exit).
 
 use crate::api::{self, ApiState};
-use crate::config::{Config, SinkKind};
+use crate::buffer::{self, BufferConfig, BufferMetrics, FsyncPolicy, Pushed, WhenFull};
+use crate::config::{BufferKind, Config, FsyncSetting, SinkKind, WhenFullSetting};
 use crate::ecs::{self, EcsContext, HostDocuments};
 use crate::hostmetrics::HostCollector;
-use crate::model::{Document, Labels, SampleBatch, SourceKind, Target, now_ms};
+use crate::model::{Labels, SampleBatch, SourceKind, Target, now_ms};
 use crate::scrape;
 use crate::selfmetrics::SelfMetrics;
-use crate::sink::{self, BatchLimits, Sink};
+use crate::sink::{self, BatchLimits, Drained, Encoded, Sink};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,21 +26,30 @@ pub enum RunError {
     #[error(transparent)]
     Sink(#[from] sink::SinkError),
     #[error(transparent)]
+    Buffer(#[from] buffer::BufferError),
+    #[error(transparent)]
     Scrape(#[from] scrape::JobError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
-    #[error("shutdown grace period of {0:?} ran out with {1} document(s) not delivered")]
-    GraceExpired(Duration, i64),
+    #[error("shutdown grace period of {0:?} ran out; {1} record(s) in the memory buffer were lost")]
+    LostOnShutdown(Duration, u64),
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down in order.
 pub async fn run(cfg: Config) -> Result<(), RunError> {
     let started = Instant::now();
     let metrics = Arc::new(SelfMetrics::new());
+    let buffer_metrics =
+        BufferMetrics::register(metrics.registry()).expect("buffer metric names are unique");
+    let (writer, reader) = buffer::open(buffer_config(&cfg), buffer_metrics)?;
+    let room = writer.room_probe();
     let state = Arc::new(ApiState {
         metrics: metrics.clone(),
         ready: Default::default(),
         targets: Default::default(),
+        // Ready while the buffer has room: a full buffer means this pod
+        // cannot take more, and the load balancer should know.
+        has_room: Box::new(move || room.has_room()),
     });
     let listen = &cfg.server.listen_address;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -54,10 +65,15 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     tokio::spawn(api::serve(listener, state.clone()));
 
     let (sink, limits) = build_sink(&cfg, metrics.clone())?;
+    if let (Sink::Elasticsearch(es), Some(es_cfg)) = (&sink, &cfg.output.elasticsearch)
+        && es_cfg.bootstrap
+    {
+        let es = es.clone();
+        tokio::spawn(async move { sink::bootstrap::run(&es).await });
+    }
     let (batch_tx, batch_rx) = mpsc::channel::<SampleBatch>(256);
-    let (doc_tx, doc_rx) = mpsc::channel::<Vec<Document>>(64);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let deadline = Arc::new(Mutex::new(None));
+    let (deadline_tx, deadline_rx) = watch::channel(None);
 
     let host_name = hostname();
     let ctx = EcsContext::new(
@@ -65,14 +81,15 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         "default".into(),
         cfg.global.external_labels.clone(),
     );
-    let sink_task = tokio::spawn(sink::run(
+    let sink_name = sink.name();
+    let sink_task = tokio::spawn(sink::deliver(
+        reader,
         sink,
         limits,
-        doc_rx,
         metrics.clone(),
-        deadline.clone(),
+        deadline_rx,
     ));
-    let pipeline_task = tokio::spawn(pipeline(ctx, batch_rx, doc_tx, metrics.clone()));
+    let pipeline_task = tokio::spawn(pipeline(ctx, batch_rx, writer, metrics.clone()));
 
     let cfg = Arc::new(cfg);
     let manager = scrape::ScrapeManager {
@@ -98,59 +115,87 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     drop(batch_tx);
 
     state.ready.store(true, Ordering::Release);
-    tracing::info!(listen = %bound, jobs = cfg.scrape_configs.len(), sink = ?cfg.output.sink, startup = ?started.elapsed(), "kubegate is running");
+    tracing::info!(listen = %bound, jobs = cfg.scrape_configs.len(), sink = sink_name, buffer = ?cfg.buffer.kind, startup = ?started.elapsed(), "kubegate is running");
 
     wait_for_signal().await.map_err(RunError::Signal)?;
     let grace = cfg.server.shutdown_grace_period.0;
-    tracing::info!(grace = ?grace, "shutting down: stopping producers, flushing pending documents");
+    tracing::info!(grace = ?grace, "shutting down: stopping producers, delivering pending documents");
     state.ready.store(false, Ordering::Release);
     let until = Instant::now() + grace;
-    *deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+    let _ = deadline_tx.send(Some(until));
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout_at(until.into(), async {
-        while producers.join_next().await.is_some() {}
-        let _ = pipeline_task.await;
-        let _ = sink_task.await;
-    })
-    .await;
-    match drained {
-        Ok(()) => {
-            let count = |outcome: &str| {
-                metrics
-                    .sink_documents
-                    .with_label_values(&[sink_name(&cfg), outcome])
-                    .get()
-            };
-            tracing::info!(
-                sink = sink_name(&cfg),
-                written = count("written"),
-                sent = count("sent"),
-                duplicate = count("duplicate"),
-                rejected = count("rejected"),
-                failed = count("failed"),
-                "shutdown complete; delivery summary"
+    // Producers stop at once; the pipeline then closes the buffer's writer,
+    // and the sink drains until the buffer is empty or the deadline passes.
+    while producers.join_next().await.is_some() {}
+    let _ = pipeline_task.await;
+    let drained =
+        tokio::time::timeout_at((until + Duration::from_millis(500)).into(), sink_task).await;
+    let count = |outcome: &str| {
+        metrics
+            .sink_documents
+            .with_label_values(&[sink_name, outcome])
+            .get()
+    };
+    let left = match drained {
+        Ok(Ok(Drained::All)) => 0,
+        Ok(Ok(Drained::Left(n))) => n,
+        _ => metrics.buffer_records(),
+    };
+    let built: u64 = metrics.documents_built_total();
+    tracing::info!(
+        sink = sink_name,
+        built,
+        written = count("written"),
+        sent = count("sent"),
+        duplicate = count("duplicate"),
+        rejected = count("rejected"),
+        dead_lettered = metrics.sink_dead_letter.get(),
+        left_in_buffer = left,
+        "shutdown complete; delivery summary"
+    );
+    match (left, cfg.buffer.kind) {
+        (0, _) => Ok(()),
+        (n, BufferKind::Disk) => {
+            tracing::warn!(
+                records = n,
+                "grace period over: undelivered records stay in the disk buffer and go out after the next start"
             );
             Ok(())
         }
-        Err(_) => Err(RunError::GraceExpired(grace, metrics.sink_pending.get())),
+        (n, BufferKind::Memory) => Err(RunError::LostOnShutdown(grace, n)),
     }
 }
 
-fn sink_name(cfg: &Config) -> &'static str {
-    match cfg.output.sink {
-        SinkKind::File => "file",
-        SinkKind::Elasticsearch => "elasticsearch",
+fn buffer_config(cfg: &Config) -> BufferConfig {
+    let b = &cfg.buffer;
+    BufferConfig {
+        dir: (b.kind == BufferKind::Disk).then(|| cfg.global.data_dir.join(&b.path)),
+        max_size: b.max_size.0,
+        segment_size: b.segment_size.0,
+        fsync: match b.fsync {
+            FsyncSetting::Always => FsyncPolicy::Always,
+            FsyncSetting::Every(d) => FsyncPolicy::Interval(d.0),
+        },
+        when_full: match b.when_full {
+            WhenFullSetting::Block => WhenFull::Block,
+            WhenFullSetting::DropNewest => WhenFull::DropNewest,
+        },
     }
 }
 
 fn build_sink(cfg: &Config, metrics: Arc<SelfMetrics>) -> Result<(Sink, BatchLimits), RunError> {
     match (cfg.output.sink, &cfg.output.elasticsearch) {
         (SinkKind::Elasticsearch, Some(es)) => Ok((
-            Sink::Elasticsearch(sink::elasticsearch::EsSink::new(es, metrics)?),
+            Sink::Elasticsearch(sink::elasticsearch::EsSink::new(
+                es,
+                cfg.global.data_dir.join(&es.dead_letter_path),
+                metrics,
+            )?),
             BatchLimits {
                 max_documents: es.batch_max_documents,
                 max_bytes: es.batch_max_bytes.0 as usize,
                 max_age: es.batch_max_age.0,
+                in_flight: es.max_in_flight,
             },
         )),
         _ => {
@@ -169,22 +214,27 @@ fn build_sink(cfg: &Config, metrics: Arc<SelfMetrics>) -> Result<(Sink, BatchLim
                     max_documents: 5000,
                     max_bytes: 4 << 20,
                     max_age: Duration::from_millis(200),
+                    in_flight: 1,
                 },
             ))
         }
     }
 }
 
-/// Sample batches in, ECS documents out.
+/// Sample batches in, ECS documents into the buffer. A full buffer blocks
+/// here (or drops, per `when_full`), which in turn slows the producers.
 async fn pipeline(
     ctx: EcsContext,
     mut input: mpsc::Receiver<SampleBatch>,
-    out: mpsc::Sender<Vec<Document>>,
+    writer: buffer::Writer,
     metrics: Arc<SelfMetrics>,
 ) {
     let mut host = HostDocuments::default();
     while let Some(batch) = input.recv().await {
         let docs = ecs::batch_documents(&ctx, &mut host, &batch);
+        if docs.is_empty() {
+            continue;
+        }
         for d in &docs {
             if let Some(ds) = d
                 .body
@@ -194,8 +244,16 @@ async fn pipeline(
                 metrics.documents_built.with_label_values(&[ds]).inc();
             }
         }
-        if !docs.is_empty() && out.send(docs).await.is_err() {
-            break;
+        let records: Vec<Vec<u8>> = docs
+            .iter()
+            .map(|d| sink::record::encode(&Encoded::new(d)))
+            .collect();
+        match writer.push(records).await {
+            Ok(Pushed::Stored) => {}
+            Ok(Pushed::Dropped) => {}
+            Err(e) => {
+                tracing::error!(error = %e, documents = docs.len(), "cannot store documents in the buffer; they are lost")
+            }
         }
     }
 }

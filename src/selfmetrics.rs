@@ -1,8 +1,8 @@
 //! kubegate's own metrics, served on `/metrics` (all named `kubegate_*`).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct SelfMetrics {
@@ -16,12 +16,12 @@ pub struct SelfMetrics {
     pub sink_requests: IntCounterVec,
     pub sink_bulk_failures: IntCounter,
     pub sink_retries: IntCounter,
+    pub sink_dead_letter: IntCounter,
     pub sink_batch_seconds: HistogramVec,
     pub sink_pending: IntGauge,
     pub file_rotations: IntCounter,
     pub targets_up: IntGaugeVec,
     pub pipeline_batches_dropped: IntCounter,
-    pub shutdown_flush_seconds: Histogram,
 }
 
 impl SelfMetrics {
@@ -101,6 +101,10 @@ impl SelfMetrics {
                 "kubegate_sink_retries_total",
                 "Bulk requests sent again after a failure or per-item 429/5xx."
             )),
+            sink_dead_letter: reg!(IntCounter::new(
+                "kubegate_sink_dead_letter_total",
+                "Documents Elasticsearch refused for good (e.g. mapping errors), written to the dead-letter file."
+            )),
             sink_batch_seconds: reg!(HistogramVec::new(
                 HistogramOpts::new(
                     "kubegate_sink_batch_duration_seconds",
@@ -130,12 +134,38 @@ impl SelfMetrics {
                 "kubegate_pipeline_batches_dropped_total",
                 "Sample batches dropped because the pipeline had shut down."
             )),
-            shutdown_flush_seconds: reg!(Histogram::with_opts(HistogramOpts::new(
-                "kubegate_shutdown_flush_duration_seconds",
-                "Time spent flushing at shutdown."
-            ))),
             registry,
         }
+    }
+
+    /// For modules that register their own metrics (the buffer).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Documents built over all datasets.
+    pub fn documents_built_total(&self) -> u64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "kubegate_documents_built_total")
+            .flat_map(|f| {
+                f.get_metric()
+                    .iter()
+                    .map(|m| m.get_counter().get_value() as u64)
+            })
+            .sum()
+    }
+
+    /// Records in the buffer, read back from its gauge.
+    pub fn buffer_records(&self) -> u64 {
+        self.registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "kubegate_buffer_records")
+            .and_then(|f| f.get_metric().first())
+            .map(|m| m.get_gauge().get_value() as u64)
+            .unwrap_or(0)
     }
 
     /// Text exposition format 0.0.4.

@@ -284,7 +284,8 @@ fn sigterm_flushes_a_pending_batch() {
         "documents pending in the sink",
         |_| {
             let text = try_http_get(&url).map(|(_, b)| b).unwrap_or_default();
-            pending = metric_value(&text, "kubegate_sink_pending_documents");
+            // Waiting in the buffer for a batch that fills only after 1h.
+            pending = metric_value(&text, "kubegate_buffer_records");
             built = text
                 .lines()
                 .filter(|l| l.starts_with("kubegate_documents_built_total{"))

@@ -21,6 +21,8 @@ pub struct ApiState {
     /// again from the start of shutdown, so traffic drains elsewhere.
     pub ready: AtomicBool,
     pub targets: Arc<TargetRegistry>,
+    /// Whether the buffer can take more; readiness depends on it.
+    pub has_room: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 /// Serves until the process ends; errors on one connection stay there.
@@ -87,7 +89,7 @@ fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
             ))))
             .expect("static response parts are valid"),
         "/-/healthy" => text(StatusCode::OK, "kubegate is Healthy.\n"),
-        "/-/ready" if state.ready.load(Ordering::Acquire) => {
+        "/-/ready" if state.ready.load(Ordering::Acquire) && (state.has_room)() => {
             text(StatusCode::OK, "kubegate is Ready.\n")
         }
         "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "kubegate is not ready.\n"),

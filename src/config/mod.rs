@@ -1,10 +1,12 @@
 //! The configuration model, its defaults and its validation. Every error
 //! names the file, the line and the key; `load` collects all of them.
 
+mod output;
 mod scrape;
 mod tree;
 mod types;
 
+pub use output::*;
 pub use scrape::*;
 
 pub use types::{
@@ -33,6 +35,8 @@ pub struct Config {
     pub host_metrics: HostMetrics,
     #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
+    #[serde(default)]
+    pub buffer: BufferSettings,
     #[serde(default)]
     pub output: Output,
 }
@@ -108,92 +112,8 @@ impl Default for HostMetrics {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Output {
-    /// Which sink receives documents.
-    #[serde(default)]
-    pub sink: SinkKind,
-    #[serde(default)]
-    pub file: FileOutput,
-    pub elasticsearch: Option<ElasticsearchOutput>,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    #[default]
-    File,
-    Elasticsearch,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FileOutput {
-    /// Directory of the NDJSON files; relative paths are under `global.data_dir`.
-    pub path: PathBuf,
-    /// A file is rotated once it reaches this size.
-    pub max_file_size: ByteSize,
-    /// Rotated files kept besides the current one; older ones are deleted.
-    pub max_files: u32,
-}
-
-impl Default for FileOutput {
-    fn default() -> Self {
-        FileOutput {
-            path: PathBuf::from("documents"),
-            max_file_size: ByteSize(64 << 20),
-            max_files: 5,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ElasticsearchOutput {
-    pub hosts: Vec<HttpUrl>,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// `id:api_key`, or the base64 encoding Kibana shows.
-    pub api_key: Option<String>,
-    #[serde(default)]
-    pub tls: EsTls,
-    /// Send every document to this index instead of its data stream name.
-    pub index: Option<String>,
-    #[serde(default = "default_batch_docs")]
-    pub batch_max_documents: usize,
-    #[serde(default = "default_batch_bytes")]
-    pub batch_max_bytes: ByteSize,
-    #[serde(default = "default_batch_age")]
-    pub batch_max_age: PromDuration,
-    #[serde(default = "default_true")]
-    pub compression: bool,
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout: PromDuration,
-}
-
 pub(crate) fn default_true() -> bool {
     true
-}
-
-fn default_batch_docs() -> usize {
-    5000
-}
-fn default_batch_bytes() -> ByteSize {
-    ByteSize(5 << 20)
-}
-fn default_batch_age() -> PromDuration {
-    PromDuration::secs(1)
-}
-fn default_request_timeout() -> PromDuration {
-    PromDuration::secs(30)
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EsTls {
-    /// PEM file of the CA that signed the server's certificate.
-    pub ca_file: Option<PathBuf>,
 }
 
 impl Config {

@@ -5,9 +5,11 @@
 
 use std::borrow::Cow;
 
-use memchr::memchr2;
-
 use super::Format;
+use super::scan::{
+    CLASS, LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START, find_quote_or_backslash,
+    is_metric_name,
+};
 use crate::model::MetricType;
 
 /// A name or label value as written: `raw` is the text between the quotes
@@ -34,6 +36,16 @@ impl<'a> Text<'a> {
             Cow::Owned(unescape(self.raw, true))
         } else {
             Cow::Borrowed(self.raw)
+        }
+    }
+
+    /// Appends the resolved text to `out`, so a caller with a reusable
+    /// buffer resolves escapes without allocating.
+    pub fn unescape_into(self, out: &mut String) {
+        if self.escaped {
+            unescape_into(self.raw, true, out);
+        } else {
+            out.push_str(self.raw);
         }
     }
 
@@ -96,6 +108,11 @@ pub fn unescape_help(raw: &str, format: Format) -> Cow<'_, str> {
 
 fn unescape(raw: &str, quote: bool) -> String {
     let mut out = String::with_capacity(raw.len());
+    unescape_into(raw, quote, &mut out);
+    out
+}
+
+fn unescape_into(raw: &str, quote: bool, out: &mut String) {
     let mut chars = raw.chars();
     while let Some(ch) = chars.next() {
         if ch != '\\' {
@@ -113,7 +130,6 @@ fn unescape(raw: &str, quote: bool) -> String {
             None => out.push('\\'),
         }
     }
-    out
 }
 
 /// Parses one line (without its line ending). A sample's labels are
@@ -204,6 +220,8 @@ fn meta_name<'a>(c: &mut Cursor<'a>, keyword: &str) -> Result<Text<'a>, String> 
             return Err(format!("empty metric name in {keyword}"));
         }
         q
+    } else if let Some(raw) = c.name_token(METRIC_START, METRIC_CHAR, is_ws) {
+        Text::bare(raw)
     } else {
         let raw = c.token();
         if raw.is_empty() {
@@ -275,7 +293,9 @@ fn sample<'a>(
     };
     c.skip_ws();
     if c.peek() == Some(b'{') {
-        label_set(&mut c, labels, Some(&mut name))?;
+        if !canonical_label_set(&mut c, labels) {
+            label_set(&mut c, labels, Some(&mut name))?;
+        }
         c.skip_ws();
     }
     let name = name.ok_or("missing metric name")?;
@@ -356,6 +376,66 @@ fn exemplar<'a>(
 }
 
 const UNTERMINATED_SET: &str = "unterminated label set: missing \"}\"";
+
+/// The label set as nearly every exporter writes it, `{a="x",b="y"}` with
+/// plain names and no blanks, parsed from the opening brace in one tight
+/// pass. Anything else (blanks, quoted names, `__name__`, a duplicate, an
+/// error) returns false with the cursor and `labels` as they were, and
+/// [`label_set`] takes over, so both paths give the same result.
+fn canonical_label_set<'a>(c: &mut Cursor<'a>, labels: &mut Vec<Label<'a>>) -> bool {
+    let (line, bytes) = (c.line, c.line.as_bytes());
+    let base = labels.len();
+    let mut seen = 0u64;
+    let mut i = c.pos + 1;
+    let done = loop {
+        match bytes.get(i) {
+            Some(b'}') => break Some(i + 1),
+            Some(&b) if CLASS[b as usize] & LABEL_START != 0 => {}
+            _ => break None,
+        }
+        let start = i;
+        i += 1;
+        while i < bytes.len() && CLASS[bytes[i] as usize] & LABEL_CHAR != 0 {
+            i += 1;
+        }
+        let name = Text::bare(&line[start..i]);
+        if bytes.get(i..i + 2) != Some(b"=\"") || name.raw == "__name__" {
+            break None;
+        }
+        let open = i + 1;
+        let Some(close) = find_quote_or_backslash(bytes, open + 1) else {
+            break None;
+        };
+        if bytes[close] == b'\\' {
+            break None;
+        }
+        let bit = name_bit(name);
+        if seen & bit != 0 && labels[base..].iter().any(|l| l.name.raw == name.raw) {
+            break None;
+        }
+        seen |= bit;
+        labels.push(Label {
+            name,
+            value: Text::bare(&line[open + 1..close]),
+        });
+        i = close + 1;
+        match bytes.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => {}
+            _ => break None,
+        }
+    };
+    match done {
+        Some(end) => {
+            c.pos = end;
+            true
+        }
+        None => {
+            labels.truncate(base);
+            false
+        }
+    }
+}
 
 /// Parses `{...}` from the opening brace. `name` is the sample's metric
 /// name slot, which a lone quoted string or `__name__` may fill; `None`
@@ -559,50 +639,6 @@ fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-const METRIC_START: u8 = 1;
-const METRIC_CHAR: u8 = 2;
-const LABEL_START: u8 = 4;
-const LABEL_CHAR: u8 = 8;
-
-/// Character classes of the legacy name grammars: metric names are
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names `[a-zA-Z_][a-zA-Z0-9_]*`. A
-/// table lookup per byte is what makes name scanning cheap.
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        let alpha = c.is_ascii_alphabetic() || c == b'_';
-        let mut class = 0;
-        if alpha || c == b':' {
-            class |= METRIC_START | METRIC_CHAR;
-        }
-        if c.is_ascii_digit() {
-            class |= METRIC_CHAR | LABEL_CHAR;
-        }
-        if alpha {
-            class |= LABEL_START | LABEL_CHAR;
-        }
-        t[b] = class;
-        b += 1;
-    }
-    t
-};
-
-fn is_metric_name(s: &str) -> bool {
-    is_name(s, METRIC_START, METRIC_CHAR)
-}
-
-fn is_name(s: &str, start: u8, rest: u8) -> bool {
-    match s.as_bytes().split_first() {
-        Some((&first, tail)) => {
-            CLASS[first as usize] & start != 0
-                && tail.iter().all(|&b| CLASS[b as usize] & rest != 0)
-        }
-        None => false,
-    }
-}
-
 /// The duplicate-label prefilter's bit for a name: equal names always
 /// get the same bit. Escaped names may spell a plain one, so they get
 /// every bit and always take the exact check.
@@ -700,6 +736,7 @@ impl<'a> Cursor<'a> {
 
     /// Scans a quoted string from its opening quote; `None` if the line
     /// ends first.
+    #[inline]
     fn quoted(&mut self) -> Option<Text<'a>> {
         let bytes = self.line.as_bytes();
         let start = self.pos + 1;
@@ -709,7 +746,7 @@ impl<'a> Cursor<'a> {
             // Skipping the escaped byte may land inside a multi-byte char,
             // but continuation bytes are never '"' or '\\', so the scan
             // still stops only on a real quote.
-            i += memchr2(b'"', b'\\', bytes.get(i..)?)?;
+            i = find_quote_or_backslash(bytes, i)?;
             if bytes[i] == b'\\' {
                 escaped = true;
                 i += 2;

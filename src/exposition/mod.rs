@@ -30,11 +30,16 @@ use std::fmt;
 use crate::model::{MetricType, Sample};
 
 mod line;
+mod scan;
 mod stream;
 #[cfg(test)]
 mod testgen;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_oracle;
+#[cfg(test)]
+mod tests_stream;
 
 pub use line::{Label, LineItem, Text, parse_line, unescape_help};
 pub use stream::{

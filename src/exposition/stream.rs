@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use memchr::memchr;
+use memchr::{memchr, memrchr};
 
 use super::line::{Label, LineItem, Text, parse_line, unescape_help};
 use super::{Format, LineError};
@@ -144,8 +144,9 @@ impl StreamParser {
         StreamParser::with_limits(format, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_ERRORS)
     }
 
-    /// A parser that rejects lines longer than `max_line_bytes` (line
-    /// ending excluded) and keeps the first `max_errors` errors.
+    /// A parser that rejects lines longer than `max_line_bytes` (the `\n`
+    /// not counted, a `\r` before it counted) and keeps the first
+    /// `max_errors` errors.
     pub fn with_limits(format: Format, max_line_bytes: usize, max_errors: usize) -> Self {
         StreamParser {
             format,
@@ -210,15 +211,12 @@ impl StreamParser {
             rest = &rest[end + 1..];
             self.finish_carried_line(head, on_sample);
         }
-        let mut labels = recycle(std::mem::take(&mut self.labels));
-        while let Some(end) = memchr(b'\n', rest) {
-            self.line(&rest[..end], &mut labels, on_sample);
-            rest = &rest[end + 1..];
-            if self.done {
-                break;
-            }
+        if let Some(last) = memrchr(b'\n', rest) {
+            let mut labels = recycle(std::mem::take(&mut self.labels));
+            self.complete_lines(&rest[..=last], &mut labels, on_sample);
+            self.labels = recycle(labels);
+            rest = &rest[last + 1..];
         }
-        self.labels = recycle(labels);
         self.keep_partial(rest);
     }
 
@@ -289,30 +287,92 @@ impl StreamParser {
         self.carry.extend_from_slice(rest);
     }
 
-    /// Parses one complete line (without its `\n`).
+    /// Parses `bytes`, a run of complete lines each ending in `\n`.
+    ///
+    /// UTF-8 is checked for the whole run at once, which is several times
+    /// faster than line by line; only when that fails are the lines around
+    /// the bad byte taken one by one, to report the right line.
+    fn complete_lines<'a>(
+        &mut self,
+        mut bytes: &'a [u8],
+        labels: &mut Vec<Label<'a>>,
+        on_sample: &mut dyn FnMut(&SampleRef<'_>),
+    ) {
+        while !bytes.is_empty() && !self.done {
+            let (valid, bad_line_end) = match std::str::from_utf8(bytes) {
+                Ok(text) => (text, None),
+                Err(e) => {
+                    // Every line before the one holding the bad byte is valid.
+                    let (good, _) = bytes.split_at(e.valid_up_to());
+                    let start = memrchr(b'\n', good).map_or(0, |nl| nl + 1);
+                    let end = start + memchr(b'\n', &bytes[start..]).expect("runs end in \\n");
+                    let valid = std::str::from_utf8(&bytes[..start]).expect("checked above");
+                    (valid, Some((start, end)))
+                }
+            };
+            let mut text = valid;
+            while let Some(end) = memchr(b'\n', text.as_bytes()) {
+                if self.done {
+                    return;
+                }
+                self.text_line(&text[..end], labels, on_sample);
+                text = &text[end + 1..];
+            }
+            let Some((start, end)) = bad_line_end else {
+                return;
+            };
+            if self.done {
+                return;
+            }
+            self.line(&bytes[start..end], labels, on_sample);
+            bytes = &bytes[end + 1..];
+        }
+    }
+
+    /// Parses one complete line (without its `\n`) whose UTF-8 is unchecked.
     fn line<'a>(
         &mut self,
         raw: &'a [u8],
         labels: &mut Vec<Label<'a>>,
         on_sample: &mut dyn FnMut(&SampleRef<'_>),
     ) {
+        match std::str::from_utf8(raw) {
+            Ok(text) => self.text_line(text, labels, on_sample),
+            Err(e) => {
+                if self.accept_line(raw.len()) {
+                    let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
+                    self.error(self.line_no, reason);
+                }
+            }
+        }
+    }
+
+    /// Counts a line and checks what holds for every line whatever its
+    /// content: nothing may follow `# EOF`, and the length limit.
+    fn accept_line(&mut self, len: usize) -> bool {
         self.line_no += 1;
         if self.saw_eof {
             self.after_eof(self.line_no);
-            return;
+            return false;
         }
-        if raw.len() > self.max_line_bytes {
+        if len > self.max_line_bytes {
             self.too_long(self.line_no);
+            return false;
+        }
+        true
+    }
+
+    /// Parses one complete line (without its `\n`).
+    fn text_line<'a>(
+        &mut self,
+        text: &'a str,
+        labels: &mut Vec<Label<'a>>,
+        on_sample: &mut dyn FnMut(&SampleRef<'_>),
+    ) {
+        if !self.accept_line(text.len()) {
             return;
         }
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let text = match std::str::from_utf8(raw) {
-            Ok(text) => text,
-            Err(e) => {
-                let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
-                return self.error(self.line_no, reason);
-            }
-        };
+        let text = text.strip_suffix('\r').unwrap_or(text);
         match parse_line(text, self.format, labels) {
             Ok(LineItem::Sample {
                 name,
@@ -377,7 +437,7 @@ fn resolve_name<'s>(buf: &'s mut String, name: Text<'s>) -> &'s str {
         return name.raw;
     }
     buf.clear();
-    buf.push_str(&name.unescape());
+    name.unescape_into(buf);
     buf
 }
 

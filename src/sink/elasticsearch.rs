@@ -2,6 +2,8 @@
 //! request can never duplicate (a 409 on `create` means "already there").
 //! Whole-request failures and per-item 429/5xx are retried with capped
 //! exponential backoff and jitter; only the failed items are sent again.
+//! Other per-item errors (a mapping conflict) go to a dead-letter file with
+//! the server's reason: a poison document never loops.
 
 use super::{Encoded, SinkError};
 use crate::config::ElasticsearchOutput;
@@ -12,7 +14,9 @@ use elasticsearch::http::transport::{
     MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder,
 };
 use elasticsearch::{BulkParts, Elasticsearch};
-use std::sync::Arc;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -20,10 +24,18 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// Reasons logged per batch; a batch of 5,000 bad documents logs a few.
 const MAX_LOGGED_REJECTIONS: usize = 3;
 
+#[derive(Clone)]
 pub struct EsSink {
-    client: Elasticsearch,
-    fixed_index: Option<String>,
+    pub(super) client: Elasticsearch,
+    metrics_index: Option<String>,
+    logs_index: Option<String>,
     metrics: Arc<SelfMetrics>,
+    dead_letter: Arc<Mutex<DeadLetter>>,
+}
+
+struct DeadLetter {
+    path: PathBuf,
+    file: Option<std::fs::File>,
 }
 
 /// How the server answered one bulk request.
@@ -36,13 +48,26 @@ enum Outcome {
     Reject(String),
 }
 
+/// The end of one `write`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every document is stored, a duplicate, or in the dead-letter file.
+    Done,
+    /// The shutdown deadline came first; these are still undelivered.
+    Abandoned(usize),
+}
+
 impl EsSink {
-    pub fn new(cfg: &ElasticsearchOutput, metrics: Arc<SelfMetrics>) -> Result<Self, SinkError> {
+    pub fn new(
+        cfg: &ElasticsearchOutput,
+        dead_letter: PathBuf,
+        metrics: Arc<SelfMetrics>,
+    ) -> Result<Self, SinkError> {
         let urls: Vec<url::Url> = cfg.hosts.iter().map(|h| h.0.clone()).collect();
         let mut builder = if urls.len() == 1 {
             TransportBuilder::new(SingleNodeConnectionPool::new(urls[0].clone()))
         } else {
-            // Round-robin over the hosts; a failed request moves to the next.
+            // Round-robin over the hosts; a retry goes to the next one.
             TransportBuilder::new(MultiNodeConnectionPool::round_robin(urls, None))
         };
         builder = builder
@@ -71,20 +96,38 @@ impl EsSink {
             .map_err(|e| SinkError::EsSetup(e.to_string()))?;
         Ok(EsSink {
             client: Elasticsearch::new(transport),
-            fixed_index: cfg.index.clone(),
+            metrics_index: cfg.metrics_index.clone(),
+            logs_index: cfg.logs_index.clone(),
             metrics,
+            dead_letter: Arc::new(Mutex::new(DeadLetter {
+                path: dead_letter,
+                file: None,
+            })),
         })
     }
 
-    /// Delivers `batch`; returns once every document is stored, counted as
-    /// a duplicate, rejected for a reason retrying cannot fix, or (only
-    /// with a shutdown `deadline`) abandoned when the deadline passes.
-    pub async fn write(&mut self, mut batch: Vec<Encoded>, deadline: Option<Instant>) {
+    fn index_for<'a>(&'a self, d: &'a Encoded) -> &'a str {
+        let fixed = if d.index.starts_with("logs-") {
+            &self.logs_index
+        } else {
+            &self.metrics_index
+        };
+        fixed.as_deref().unwrap_or(&d.index)
+    }
+
+    /// Delivers `batch`, retrying what can succeed later.
+    pub async fn write(&self, mut batch: Vec<Encoded>, deadline: &super::Deadline) -> Delivery {
         let mut backoff = BACKOFF_START;
         let mut attempt = 0u32;
         while !batch.is_empty() {
             attempt += 1;
+            let timer = self
+                .metrics
+                .sink_batch_seconds
+                .with_label_values(&["elasticsearch"])
+                .start_timer();
             let outcome = self.send(&batch).await;
+            timer.observe_duration();
             let retry = match outcome {
                 Outcome::Items { retry } => {
                     self.metrics
@@ -99,7 +142,7 @@ impl EsSink {
                         ])
                         .inc();
                     if retry.is_empty() {
-                        return;
+                        return Delivery::Done;
                     }
                     let keep: std::collections::HashSet<usize> = retry.into_iter().collect();
                     batch = batch
@@ -119,27 +162,27 @@ impl EsSink {
                     reason
                 }
                 Outcome::Reject(reason) => {
+                    // The request itself is malformed for this server: keep
+                    // every document, with the reason, rather than drop it.
                     self.metrics
                         .sink_requests
                         .with_label_values(&["elasticsearch", "rejected"])
                         .inc();
                     self.metrics.sink_bulk_failures.inc();
-                    self.metrics
-                        .sink_documents
-                        .with_label_values(&["elasticsearch", "rejected"])
-                        .inc_by(batch.len() as u64);
-                    tracing::error!(documents = batch.len(), %reason, "elasticsearch refused the bulk request; documents dropped");
-                    return;
+                    tracing::error!(documents = batch.len(), %reason, "elasticsearch refused the bulk request; documents go to the dead-letter file");
+                    for d in &batch {
+                        self.dead_letter(d, 0, &reason);
+                    }
+                    return Delivery::Done;
                 }
             };
             let wait = jittered(backoff);
-            if deadline.is_some_and(|d| Instant::now() + wait >= d) {
-                tracing::error!(documents = batch.len(), reason = %retry, "shutdown grace period over; undelivered documents dropped");
-                self.metrics
-                    .sink_documents
-                    .with_label_values(&["elasticsearch", "failed"])
-                    .inc_by(batch.len() as u64);
-                return;
+            if deadline
+                .borrow()
+                .is_some_and(|d| Instant::now() + wait >= d)
+            {
+                tracing::warn!(documents = batch.len(), reason = %retry, "shutdown deadline reached with documents undelivered");
+                return Delivery::Abandoned(batch.len());
             }
             if attempt == 1 || attempt.is_power_of_two() {
                 tracing::warn!(documents = batch.len(), attempt, reason = %retry, retry_in = ?wait, "bulk request will be retried");
@@ -148,6 +191,7 @@ impl EsSink {
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(BACKOFF_CAP);
         }
+        Delivery::Done
     }
 
     async fn send(&self, batch: &[Encoded]) -> Outcome {
@@ -158,10 +202,9 @@ impl EsSink {
                 .sum(),
         );
         for d in batch {
-            let index = self.fixed_index.as_deref().unwrap_or(&d.index);
             serde_json::to_writer(
                 &mut body,
-                &serde_json::json!({"create": {"_index": index, "_id": d.id}}),
+                &serde_json::json!({"create": {"_index": self.index_for(d), "_id": d.id}}),
             )
             .expect("serializable");
             body.push(b'\n');
@@ -231,13 +274,14 @@ impl EsSink {
                 429 | 500..=599 | 0 => retry.push(i),
                 _ => {
                     rejected += 1;
+                    let reason = result
+                        .and_then(|r| r.get("error"))
+                        .map(|e| e.to_string())
+                        .unwrap_or_default();
                     if rejected as usize <= MAX_LOGGED_REJECTIONS {
-                        let reason = result
-                            .and_then(|r| r.get("error"))
-                            .map(|e| e.to_string())
-                            .unwrap_or_default();
-                        tracing::error!(status = code, id = %batch[i].id, index = %batch[i].index, %reason, "elasticsearch rejected a document");
+                        tracing::error!(status = code, id = %batch[i].id, index = %batch[i].index, %reason, "elasticsearch rejected a document; it goes to the dead-letter file");
                     }
+                    self.dead_letter(&batch[i], code, &reason);
                 }
             }
         }
@@ -248,6 +292,33 @@ impl EsSink {
         m.with_label_values(&["elasticsearch", "rejected"])
             .inc_by(rejected);
         Outcome::Items { retry }
+    }
+
+    /// One NDJSON line: the document, where it was going, and why it was refused.
+    fn dead_letter(&self, d: &Encoded, status: u64, reason: &str) {
+        self.metrics.sink_dead_letter.inc();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&d.json).unwrap_or(serde_json::Value::Null);
+        let line = serde_json::json!({"@timestamp": crate::ecs::format_timestamp(crate::model::now_ms()), "_id": d.id, "_index": self.index_for(d), "status": status, "error": reason, "document": doc});
+        let mut dl = self.dead_letter.lock().unwrap_or_else(|e| e.into_inner());
+        if dl.file.is_none() {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&dl.path)
+            {
+                Ok(f) => dl.file = Some(f),
+                Err(e) => {
+                    tracing::error!(path = %dl.path.display(), error = %e, "cannot open the dead-letter file; the refused document is only counted");
+                    return;
+                }
+            }
+        }
+        if let Some(f) = dl.file.as_mut()
+            && let Err(e) = writeln!(f, "{line}")
+        {
+            tracing::error!(path = %dl.path.display(), error = %e, "cannot write the dead-letter file");
+        }
     }
 }
 

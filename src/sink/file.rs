@@ -53,29 +53,27 @@ impl FileSink {
         })
     }
 
-    pub fn write(&mut self, batch: Vec<Encoded>) {
+    /// False when the write failed (logged); the caller keeps the records.
+    pub fn write(&mut self, batch: Vec<Encoded>) -> bool {
         let n = batch.len() as u64;
-        match self.write_all(&batch) {
+        let result = self.write_all(&batch);
+        let m = &self.metrics;
+        match result {
             Ok(()) => {
-                self.metrics
-                    .sink_documents
+                m.sink_documents
                     .with_label_values(&["file", "written"])
                     .inc_by(n);
-                self.metrics
-                    .sink_requests
+                m.sink_requests
                     .with_label_values(&["file", "success"])
                     .inc();
+                true
             }
             Err(e) => {
-                tracing::error!(dir = %self.dir.display(), error = %e, documents = n, "cannot write NDJSON file; documents lost");
-                self.metrics
-                    .sink_documents
-                    .with_label_values(&["file", "failed"])
-                    .inc_by(n);
-                self.metrics
-                    .sink_requests
+                tracing::error!(dir = %self.dir.display(), error = %e, documents = n, "cannot write NDJSON file; will try again");
+                m.sink_requests
                     .with_label_values(&["file", "failure"])
                     .inc();
+                false
             }
         }
     }

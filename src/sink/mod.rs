@@ -1,15 +1,21 @@
 //! Where documents end: NDJSON files (the offline default) or
-//! Elasticsearch `_bulk`. One task owns the sink; it batches by count,
-//! bytes and age, and flushes everything it holds when its input closes.
+//! Elasticsearch `_bulk`. The sink reads the durable buffer, batches by
+//! count, bytes and age, and acknowledges a record only once it is stored
+//! (or, for a document Elasticsearch refuses for good, dead-lettered).
 
+pub mod bootstrap;
 pub mod elasticsearch;
 pub mod file;
+pub mod record;
 
+use crate::buffer::Reader;
 use crate::model::Document;
 use crate::selfmetrics::SelfMetrics;
+use elasticsearch::{Delivery, EsSink};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -28,27 +34,20 @@ pub struct BatchLimits {
     pub max_documents: usize,
     pub max_bytes: usize,
     pub max_age: Duration,
+    /// Batches in flight at once (Elasticsearch only).
+    pub in_flight: usize,
 }
 
-/// What every sink implements: take a batch of serialized documents and
-/// make them durable (or give up on them with a counted reason).
 pub enum Sink {
     File(file::FileSink),
-    Elasticsearch(elasticsearch::EsSink),
+    Elasticsearch(EsSink),
 }
 
 impl Sink {
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Sink::File(_) => "file",
             Sink::Elasticsearch(_) => "elasticsearch",
-        }
-    }
-
-    async fn write(&mut self, batch: Vec<Encoded>, deadline: Option<Instant>) {
-        match self {
-            Sink::File(f) => f.write(batch),
-            Sink::Elasticsearch(es) => es.write(batch, deadline).await,
         }
     }
 }
@@ -71,95 +70,188 @@ impl Encoded {
     }
 }
 
-/// Runs the sink until `input` closes, then flushes what is pending.
-/// `shutdown_deadline` is read when the input closes: retries stop there.
-pub async fn run(
-    mut sink: Sink,
+/// How delivery ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Every record was delivered and acknowledged.
+    All,
+    /// The deadline came first; this many records stay in the buffer.
+    Left(u64),
+}
+
+/// Set at shutdown: retries stop there.
+pub type Deadline = watch::Receiver<Option<Instant>>;
+
+/// Delivers until the buffer is closed and empty, or until the deadline
+/// (set at shutdown) passes. Records are acknowledged strictly in order, so
+/// after a crash only unacknowledged ones are sent again (their ids make a
+/// second copy a 409, not a duplicate).
+pub async fn deliver(
+    mut reader: Reader,
+    sink: Sink,
     limits: BatchLimits,
-    mut input: mpsc::Receiver<Vec<Document>>,
     metrics: Arc<SelfMetrics>,
-    shutdown_deadline: Arc<std::sync::Mutex<Option<Instant>>>,
-) {
-    let name = sink.name();
-    let mut pending: Vec<Encoded> = Vec::new();
-    let mut pending_bytes = 0usize;
-    let mut oldest: Option<Instant> = None;
-    loop {
-        let age_left = oldest.map(|t| limits.max_age.saturating_sub(t.elapsed()));
-        let received = tokio::select! {
-            docs = input.recv() => docs,
-            _ = sleep_opt(age_left) => {
-                flush(&mut sink, &mut pending, &mut pending_bytes, &metrics, None).await;
-                oldest = None;
-                continue;
+    deadline: Deadline,
+) -> Drained {
+    match sink {
+        Sink::File(mut f) => loop {
+            let Some(batch) = next_batch(&mut reader, &limits, &metrics).await else {
+                return Drained::All;
+            };
+            let n = batch.docs.len() as i64;
+            metrics.sink_pending.add(n);
+            let timer = metrics
+                .sink_batch_seconds
+                .with_label_values(&["file"])
+                .start_timer();
+            let ok = f.write(batch.docs);
+            timer.observe_duration();
+            metrics.sink_pending.sub(n);
+            if ok {
+                ack(&mut reader, batch.last);
+            } else {
+                // A full or read-only disk: keep the records and try again.
+                reader.rewind();
+                if deadline.borrow().is_some_and(|d| Instant::now() >= d) {
+                    return Drained::Left(reader.pending().0);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-        };
-        let Some(docs) = received else { break };
-        for doc in &docs {
-            let e = Encoded::new(doc);
-            pending_bytes += e.json.len() + e.index.len() + e.id.len() + 40;
-            pending.push(e);
-            metrics.sink_pending.inc();
-            if pending.len() >= limits.max_documents || pending_bytes >= limits.max_bytes {
-                flush(&mut sink, &mut pending, &mut pending_bytes, &metrics, None).await;
-                oldest = None;
-            }
-        }
-        if !pending.is_empty() && oldest.is_none() {
-            oldest = Some(Instant::now());
-        }
-    }
-    let deadline = *shutdown_deadline.lock().unwrap_or_else(|e| e.into_inner());
-    let started = Instant::now();
-    if !pending.is_empty() {
-        tracing::info!(
-            sink = name,
-            documents = pending.len(),
-            "flushing pending documents before exit"
-        );
-    }
-    // Respect max_documents even at shutdown: one bulk request must stay
-    // within what the server accepts.
-    while !pending.is_empty() {
-        let rest = if pending.len() > limits.max_documents {
-            pending.split_off(limits.max_documents)
-        } else {
-            Vec::new()
-        };
-        let mut bytes = 0;
-        flush(&mut sink, &mut pending, &mut bytes, &metrics, deadline).await;
-        pending = rest;
-    }
-    metrics
-        .shutdown_flush_seconds
-        .observe(started.elapsed().as_secs_f64());
-}
-
-async fn sleep_opt(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
+        },
+        Sink::Elasticsearch(es) => deliver_es(reader, es, limits, metrics, deadline).await,
     }
 }
 
-async fn flush(
-    sink: &mut Sink,
-    pending: &mut Vec<Encoded>,
-    pending_bytes: &mut usize,
+fn ack(reader: &mut Reader, seq: u64) {
+    if let Err(e) = reader.ack(seq) {
+        tracing::error!(error = %e, "cannot record delivery in the buffer; records may be sent again after a restart");
+    }
+}
+
+struct Batch {
+    last: u64,
+    docs: Vec<Encoded>,
+}
+
+/// Up to `max_documents`/`max_bytes`, waiting at most `max_age` after the
+/// first record for the batch to fill.
+async fn next_batch(
+    reader: &mut Reader,
+    limits: &BatchLimits,
     metrics: &SelfMetrics,
-    deadline: Option<Instant>,
-) {
-    if pending.is_empty() {
-        return;
+) -> Option<Batch> {
+    let mut records = reader
+        .next_batch(limits.max_documents, limits.max_bytes)
+        .await?;
+    let until = tokio::time::Instant::now() + limits.max_age;
+    let mut bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
+    while records.len() < limits.max_documents && bytes < limits.max_bytes {
+        match tokio::time::timeout_at(
+            until,
+            reader.next_batch(
+                limits.max_documents - records.len(),
+                limits.max_bytes - bytes,
+            ),
+        )
+        .await
+        {
+            Ok(Some(more)) => {
+                bytes += more.iter().map(|(_, r)| r.len()).sum::<usize>();
+                records.extend(more);
+            }
+            Ok(None) | Err(_) => break,
+        }
     }
-    let batch = std::mem::take(pending);
-    *pending_bytes = 0;
-    let n = batch.len() as i64;
-    let timer = metrics
-        .sink_batch_seconds
-        .with_label_values(&[sink.name()])
-        .start_timer();
-    sink.write(batch, deadline).await;
-    timer.observe_duration();
-    metrics.sink_pending.sub(n);
+    let last = records.last().map(|(seq, _)| *seq)?;
+    let docs = records
+        .into_iter()
+        .filter_map(|(seq, r)| match record::decode(&r) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!(seq, error = %e, "skipping a buffer record that is not a document");
+                metrics
+                    .sink_documents
+                    .with_label_values(&["buffer", "corrupt"])
+                    .inc();
+                None
+            }
+        })
+        .collect();
+    Some(Batch { last, docs })
+}
+
+/// Several bulk requests in flight; acknowledgements advance only over a
+/// contiguous prefix of finished batches.
+async fn deliver_es(
+    mut reader: Reader,
+    es: EsSink,
+    limits: BatchLimits,
+    metrics: Arc<SelfMetrics>,
+    deadline: Deadline,
+) -> Drained {
+    let permits = Arc::new(Semaphore::new(limits.in_flight.max(1)));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Delivery)>();
+    // Batches sent and not yet acknowledged, keyed by their last seq.
+    let mut outstanding: BTreeMap<u64, Option<Delivery>> = BTreeMap::new();
+    let mut abandoned = false;
+    let settle = |outstanding: &mut BTreeMap<u64, Option<Delivery>>,
+                  reader: &mut Reader,
+                  abandoned: &mut bool,
+                  (last, d): (u64, Delivery)| {
+        if matches!(d, Delivery::Abandoned(_)) {
+            *abandoned = true;
+        }
+        outstanding.insert(last, Some(d));
+        while let Some(entry) = outstanding.first_entry() {
+            match entry.get() {
+                Some(Delivery::Done) => {
+                    let seq = *entry.key();
+                    entry.remove();
+                    ack(reader, seq);
+                }
+                _ => break,
+            }
+        }
+    };
+    while !abandoned {
+        let permit = loop {
+            tokio::select! {
+                p = permits.clone().acquire_owned() => break p.expect("the semaphore is never closed"),
+                Some(c) = done_rx.recv() => settle(&mut outstanding, &mut reader, &mut abandoned, c),
+            }
+        };
+        while let Ok(c) = done_rx.try_recv() {
+            settle(&mut outstanding, &mut reader, &mut abandoned, c);
+        }
+        if abandoned {
+            break;
+        }
+        let Some(batch) = next_batch(&mut reader, &limits, &metrics).await else {
+            break;
+        };
+        outstanding.insert(batch.last, None);
+        let (es, done, deadline, metrics) = (
+            es.clone(),
+            done_tx.clone(),
+            deadline.clone(),
+            metrics.clone(),
+        );
+        tokio::spawn(async move {
+            let n = batch.docs.len() as i64;
+            metrics.sink_pending.add(n);
+            let d = es.write(batch.docs, &deadline).await;
+            metrics.sink_pending.sub(n);
+            let _ = done.send((batch.last, d));
+            drop(permit);
+        });
+    }
+    drop(done_tx);
+    while let Some(c) = done_rx.recv().await {
+        settle(&mut outstanding, &mut reader, &mut abandoned, c);
+    }
+    if outstanding.is_empty() && !abandoned {
+        Drained::All
+    } else {
+        Drained::Left(reader.pending().0)
+    }
 }

@@ -30,6 +30,7 @@
 #![allow(dead_code)]
 
 pub mod ecs_fields;
+pub mod fault_proxy;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
