@@ -31,6 +31,7 @@
 
 pub mod ecs_fields;
 pub mod fault_proxy;
+pub mod prometheus_peers;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
