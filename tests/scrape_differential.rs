@@ -964,7 +964,9 @@ fn kubegate_and_prometheus_agree_on_series_up_counts_and_staleness() {
 
     gw.wait_alive(
         Duration::from_secs(30),
-        "both sides to scrape 5 common generations of both in-test targets",
+        &format!(
+            "both sides to scrape {COMMON_GENERATIONS} common generations of both in-test targets"
+        ),
         |_| flap.common_generations() >= COMMON_GENERATIONS,
     );
     // SIGTERM: kubegate writes what it scraped and exits 0. A scrape in
@@ -1014,10 +1016,13 @@ fn kubegate_and_prometheus_agree_on_series_up_counts_and_staleness() {
         scrapes_of(&node_target),
         t_end,
     );
+    // Stopped before the verdict: on failure their log tails would only
+    // bury the differences.
     drop(prom);
+    drop(node);
 
     eprintln!(
-        "scrape differential: {} kubegate scrapes compared, took {:?}",
+        "scrape differential: {} complete kubegate scrapes read, took {:?}",
         kubegate.values().map(Vec::len).sum::<usize>(),
         started.elapsed()
     );

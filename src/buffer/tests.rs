@@ -174,6 +174,44 @@ async fn block_mode_push_waits_until_an_ack_frees_space() {
 }
 
 #[tokio::test]
+async fn room_probe_is_not_a_writer_and_reports_refusals() {
+    let mut cfg = mem_cfg();
+    cfg.max_size = 10 * 108;
+    cfg.when_full = WhenFull::DropNewest;
+    let (w, mut r) = open(cfg, BufferMetrics::unregistered()).unwrap();
+    let room = w.room_probe();
+    let _ = w.push((0..8).map(|i| rec(i, 100)).collect()).await.unwrap();
+    assert!(room.has_room());
+    // Below max_size, but a push just did not fit: not ready.
+    assert_eq!(
+        w.push((8..11).map(|i| rec(i, 100)).collect())
+            .await
+            .unwrap(),
+        Pushed::Dropped
+    );
+    assert!(!room.has_room() && !w.has_room());
+    let got = read_n(&mut r, 8).await;
+    r.ack(got[2].0).unwrap(); // 5 of 10 left: half free
+    assert!(room.has_room());
+    drop(w);
+    assert_eq!(
+        read_all(&mut r).await.len(),
+        0,
+        "the probe does not keep the buffer open"
+    );
+}
+
+#[test]
+fn handles_can_move_between_tasks() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<Writer>();
+    send_sync::<RoomProbe>();
+    send::<Reader>();
+    send_sync::<BufferError>();
+}
+
+#[tokio::test]
 async fn drop_newest_drops_whole_pushes_and_counts_them() {
     for (mode, mut cfg, _tmp) in modes() {
         cfg.max_size = 10 * 108;

@@ -185,13 +185,11 @@ fn resolve_all(
 }
 
 /// Prometheus's `honor_labels: false`: a label the target also sets is
-/// kept as `exported_<name>`, and the target's value wins.
+/// kept as `exported_<name>` (even when the values are equal, as
+/// Prometheus does), and the target's value wins.
 pub fn apply_target_labels(sample: &mut Labels, target: &Labels) {
     for (name, value) in target.iter() {
         if let Some(existing) = sample.get(name) {
-            if existing == value {
-                continue;
-            }
             let existing = existing.to_owned();
             let mut exported = format!("exported_{name}");
             while sample.get(&exported).is_some() {
@@ -219,6 +217,7 @@ mod unit_tests {
                 ("job", "node"),
                 ("exported_job", "other"),
                 ("instance", "a:9100"),
+                ("exported_instance", "a:9100"),
                 ("mode", "idle")
             ])
         );
