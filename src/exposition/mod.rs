@@ -10,8 +10,9 @@
 //! a caller asks for them resolved.
 //!
 //! Behaviour follows Prometheus's `textparse` (the parser scrapes use, not
-//! `expfmt`), with these deliberate differences, all on the lenient side
-//! except the last two:
+//! `expfmt`); `tests/exposition_differential.rs` checks it against the
+//! Prometheus server on real exporters' output. Deliberate differences, all
+//! on the lenient side except the last three:
 //! - spaces and tabs are accepted between any tokens in both formats
 //!   (OpenMetrics demands exactly one space), and at the start of HELP text
 //!   all blanks are skipped, as `expfmt` does;
@@ -22,7 +23,14 @@
 //!   truncates, which turns `1.001` into 1000 ms);
 //! - a label set needs commas between labels (`textparse` lets `{a="1" b="2"}`
 //!   through, by its own comments likely by accident);
-//! - OpenMetrics `ct@` start timestamps are rejected as bad timestamps.
+//! - OpenMetrics `ct@` start timestamps are rejected as bad timestamps;
+//! - a line longer than the stream parser's limit (1 MiB by default) is
+//!   rejected, so one line cannot make the parser buffer without bound
+//!   (Prometheus has only `body_size_limit`).
+//!
+//! Not differences but worth knowing: a bad line costs only that line (the
+//! caller decides whether to fail the scrape, as Prometheus always does),
+//! and only the first [`DEFAULT_MAX_ERRORS`] errors are kept, all counted.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -13,7 +13,7 @@ use Format::{OpenMetrics as OM, PrometheusText as Text0};
 
 /// Proptest case count: `PROPTEST_CASES` when set, so a long run by hand
 /// needs no code change.
-fn cases(default: u32) -> u32 {
+pub(super) fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -187,7 +187,9 @@ fn simple_subset(body: &str) -> String {
 
 #[test]
 fn same_samples_as_prometheus_parse_on_generated_targets() {
-    assert_same_as_prometheus_parse(&testgen::kube_state_metrics(300));
+    let ksm = testgen::kube_state_metrics(300);
+    assert_eq!(ours(&ksm).len(), 300 * testgen::KSM_SERIES_PER_POD);
+    assert_same_as_prometheus_parse(&ksm);
     assert_same_as_prometheus_parse(&testgen::apiserver(1));
 }
 

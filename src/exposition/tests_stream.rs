@@ -9,10 +9,13 @@ use crate::model::Labels;
 
 use Format::{OpenMetrics as OM, PrometheusText as Text0};
 
-/// Everything a parse reports, with samples owned and NaN made comparable.
+/// A sample owned, its value as bits so NaN compares equal.
+type Owned = (String, Labels, u64, Option<i64>, Option<MetricType>);
+
+/// Everything a parse reports.
 #[derive(Debug, PartialEq)]
 struct Outcome {
-    samples: Vec<(String, Labels, u64, Option<i64>, Option<MetricType>)>,
+    samples: Vec<Owned>,
     summary: ParseSummary,
 }
 
@@ -282,7 +285,10 @@ fn exposition_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig {
+        cases: super::tests_oracle::cases(2000),
+        ..ProptestConfig::default()
+    })]
 
     /// The fuzz target's property (see `fuzz/`), run on stable: any bytes,
     /// any three-way split, both formats, a small line limit so the
