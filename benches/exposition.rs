@@ -67,8 +67,8 @@ fn inputs() -> Vec<Input> {
     ]
 }
 
-fn stream_count(body: &[u8]) -> usize {
-    let mut parser = StreamParser::new(Format::PrometheusText);
+fn stream_count(body: &[u8], keep_help: bool) -> usize {
+    let mut parser = StreamParser::new(Format::PrometheusText).keep_help(keep_help);
     let mut count = 0usize;
     let mut on_sample = |s: &SampleRef<'_>| {
         black_box(s);
@@ -117,7 +117,7 @@ fn simd_count(body: &[u8]) -> (usize, usize) {
 fn bench(c: &mut Criterion) {
     for input in inputs() {
         let body = &input.body;
-        let samples = stream_count(body);
+        let samples = stream_count(body, true);
         let owned = parse(body, Format::PrometheusText);
         assert_eq!(owned.samples.len(), samples);
         eprintln!(
@@ -132,7 +132,11 @@ fn bench(c: &mut Criterion) {
             elements: samples as u64,
             bytes: body.len() as u64,
         });
-        group.bench_function("stream", |b| b.iter(|| stream_count(black_box(body))));
+        group.bench_function("stream", |b| b.iter(|| stream_count(black_box(body), true)));
+        // What the scrape path runs: HELP texts are not collected.
+        group.bench_function("stream_scrape", |b| {
+            b.iter(|| stream_count(black_box(body), false))
+        });
         group.bench_function("parse_owned", |b| {
             b.iter(|| parse(black_box(body), Format::PrometheusText).samples.len())
         });

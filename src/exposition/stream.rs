@@ -136,6 +136,10 @@ pub struct StreamParser {
     name_buf: String,
     family: String,
     family_type: Option<MetricType>,
+    /// HELP texts are collected only when someone reads them; scraping
+    /// does not, and on node_exporter-like bodies (half HELP/TYPE lines)
+    /// they cost as much as the samples.
+    keep_help: bool,
     summary: ParseSummary,
 }
 
@@ -161,8 +165,16 @@ impl StreamParser {
             name_buf: String::new(),
             family: String::new(),
             family_type: None,
+            keep_help: true,
             summary: ParseSummary::default(),
         }
+    }
+
+    /// Skips collecting HELP texts (`ParseSummary::help` stays empty);
+    /// HELP lines are still checked.
+    pub fn keep_help(mut self, keep: bool) -> Self {
+        self.keep_help = keep;
+        self
     }
 
     pub fn format(&self) -> Format {
@@ -392,6 +404,7 @@ impl StreamParser {
             }
             Ok(LineItem::Blank | LineItem::Comment | LineItem::Unit { .. }) => {}
             Ok(LineItem::Eof) => self.saw_eof = true,
+            Ok(LineItem::Help { .. }) if !self.keep_help => {}
             Ok(LineItem::Help { name, text }) => {
                 let help = unescape_help(text, self.format).into_owned();
                 self.summary.help.insert(name.unescape().into_owned(), help);

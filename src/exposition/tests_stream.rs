@@ -311,3 +311,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn keep_help_false_skips_help_texts_only() {
+    let body = b"# HELP a The \\\\ help.\n# TYPE a counter\na_total 1\n# HELP bad\n";
+    let run = |keep: bool| {
+        let mut p = StreamParser::new(Format::PrometheusText).keep_help(keep);
+        let mut n = 0;
+        p.feed(body, &mut |_| n += 1);
+        (n, p.finish(&mut |_| {}))
+    };
+    let (with_n, with) = run(true);
+    let (without_n, without) = run(false);
+    assert_eq!((with_n, without_n), (1, 1));
+    assert_eq!(with.help.get("a").map(String::as_str), Some("The \\ help."));
+    assert!(without.help.is_empty());
+    assert_eq!(with.types, without.types);
+    assert_eq!(with.invalid_lines, without.invalid_lines);
+}

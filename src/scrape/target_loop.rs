@@ -371,7 +371,7 @@ impl Run<'_> {
         let job = &self.loop_.job;
         let t = &self.loop_.target;
         let mut resp = http::start(&job.client, &job.config, &t.url, t.timeout).await?;
-        let mut parser = StreamParser::new(resp.format);
+        let mut parser = StreamParser::new(resp.format).keep_help(false);
         let mut failure: Option<ScrapeError> = None;
         while let Some(chunk) = resp.chunk().await? {
             parser.feed(&chunk, &mut |s| self.accept(s, &mut failure));
