@@ -16,9 +16,7 @@ fn target(n: usize) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        let mut round = 0u64;
-        for mut s in listener.incoming().flatten() {
-            round += 1;
+        for (round, mut s) in (1u64..).zip(listener.incoming().flatten()) {
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
             let body: String = (0..n)

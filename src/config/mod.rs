@@ -402,6 +402,19 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
                 }
             }
         }
+        for (j, kc) in sc.kubernetes_sd_configs.iter().enumerate() {
+            if let Err(e) = kc.validate() {
+                out.push((
+                    vec![
+                        k("scrape_configs"),
+                        Step::Index(i),
+                        k("kubernetes_sd_configs"),
+                        Step::Index(j),
+                    ],
+                    e.to_string(),
+                ));
+            }
+        }
         let auth_kinds = [
             sc.basic_auth.is_some(),
             sc.bearer_token.is_some() || sc.bearer_token_file.is_some(),

@@ -3,6 +3,7 @@
 //! the address, URL and `instance`. Never scrapes.
 
 pub mod file_sd;
+pub mod kubernetes;
 pub mod relabel;
 
 use crate::config::{Config, ScrapeConfig, parse_duration};

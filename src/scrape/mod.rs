@@ -65,10 +65,20 @@ impl ScrapeManager {
             } else {
                 drop(tx);
             }
+            let (k8s_tx, k8s_rx) = watch::channel(Vec::new());
+            if !sc.kubernetes_sd_configs.is_empty() {
+                jobs.spawn(discovery::kubernetes::run_all(
+                    sc.kubernetes_sd_configs.clone(),
+                    k8s_tx,
+                ));
+            } else {
+                drop(k8s_tx);
+            }
             jobs.spawn(run_job(
                 job,
                 self.config.clone(),
                 rx,
+                k8s_rx,
                 self.out.clone(),
                 self.metrics.clone(),
                 self.registry.clone(),
@@ -86,6 +96,7 @@ async fn run_job(
     job: Arc<Job>,
     config: Arc<Config>,
     mut file_groups: watch::Receiver<Vec<TargetGroup>>,
+    mut k8s_groups: watch::Receiver<Vec<TargetGroup>>,
     out: mpsc::Sender<SampleBatch>,
     metrics: Arc<SelfMetrics>,
     registry: Arc<TargetRegistry>,
@@ -96,11 +107,13 @@ async fn run_job(
     let mut running: HashMap<u64, watch::Sender<bool>> = HashMap::new();
     let mut loops = JoinSet::new();
     let mut file_sd_open = !job.config.file_sd_configs.is_empty();
+    let mut k8s_open = !job.config.kubernetes_sd_configs.is_empty();
     loop {
         let groups: Vec<TargetGroup> = static_groups
             .iter()
             .cloned()
             .chain(file_groups.borrow_and_update().iter().cloned())
+            .chain(k8s_groups.borrow_and_update().iter().cloned())
             .collect();
         let (wanted, dropped) = resolve_all(&config, &job.config, &groups);
         registry.set_dropped(&job.config.job_name, dropped);
@@ -149,6 +162,11 @@ async fn run_job(
             changed = file_groups.changed(), if file_sd_open => {
                 if changed.is_err() {
                     file_sd_open = false;
+                }
+            }
+            changed = k8s_groups.changed(), if k8s_open => {
+                if changed.is_err() {
+                    k8s_open = false;
                 }
             }
             _ = shutdown.changed() => break,

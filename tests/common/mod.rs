@@ -30,6 +30,7 @@
 #![allow(dead_code)]
 
 pub mod ecs_fields;
+pub mod fake_k8s;
 pub mod fault_proxy;
 pub mod prometheus_peers;
 
