@@ -283,7 +283,8 @@ fn full_buffer_blocks_or_drops_then_recovers() {
         );
         proxy.set(Fault::None);
         gw.wait_alive(
-            Duration::from_secs(30),
+            // The retry backoff is capped at 30 s: the next attempt comes within it.
+            Duration::from_secs(75),
             "ready again once delivery resumes",
             |_| try_http_get(&format!("{base}/-/ready")).is_ok_and(|(s, _)| s == 200),
         );
