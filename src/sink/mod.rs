@@ -140,9 +140,30 @@ async fn next_batch(
     limits: &BatchLimits,
     metrics: &SelfMetrics,
 ) -> Option<Batch> {
-    let mut records = reader
-        .next_batch(limits.max_documents, limits.max_bytes)
-        .await?;
+    loop {
+        if let Some(b) = next_batch_within(reader, limits, metrics, None).await {
+            return b;
+        }
+    }
+}
+
+/// Like [`next_batch`], but gives up after `idle` when no record comes:
+/// `None` then, `Some(None)` when the buffer is closed and empty. Waiting
+/// for the first record is cancel-safe; only then does the batch start.
+async fn next_batch_within(
+    reader: &mut Reader,
+    limits: &BatchLimits,
+    metrics: &SelfMetrics,
+    idle: Option<Duration>,
+) -> Option<Option<Batch>> {
+    let first = reader.next_batch(limits.max_documents, limits.max_bytes);
+    let first = match idle {
+        Some(d) => tokio::time::timeout(d, first).await.ok()?,
+        None => first.await,
+    };
+    let Some(mut records) = first else {
+        return Some(None);
+    };
     let until = tokio::time::Instant::now() + limits.max_age;
     let mut bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
     while records.len() < limits.max_documents && bytes < limits.max_bytes {
@@ -177,7 +198,7 @@ async fn next_batch(
             }
         })
         .collect();
-    Some(Batch { last, docs })
+    Some(Some(Batch { last, docs }))
 }
 
 /// Several bulk requests in flight; acknowledgements advance only over a
@@ -226,8 +247,23 @@ async fn deliver_es(
         if abandoned {
             break;
         }
-        let Some(batch) = next_batch(&mut reader, &limits, &metrics).await else {
-            break;
+        // Bounded wait: while it waits, finished batches must still be
+        // acknowledged, or a full buffer (producers blocked on it) would
+        // never see its space freed.
+        let batch = match next_batch_within(
+            &mut reader,
+            &limits,
+            &metrics,
+            Some(Duration::from_millis(100)),
+        )
+        .await
+        {
+            None => {
+                drop(permit);
+                continue;
+            }
+            Some(None) => break,
+            Some(Some(b)) => b,
         };
         outstanding.insert(batch.last, None);
         let (es, done, deadline, metrics) = (
