@@ -325,7 +325,7 @@ fn generate(n: usize) -> Vec<Encoded> {
     while out.len() < n {
         let ts = start + (g.scrapes / 250) as i64 * 15_000;
         let docs = g.scrape(SERIES_PER_SCRAPE, ts);
-        out.extend(docs.iter().take(n - out.len()).map(Encoded::new));
+        out.extend(docs.iter().take(n - out.len()).cloned().map(Encoded::new));
     }
     out
 }
@@ -1494,7 +1494,7 @@ async fn outage_phase(p: &Params, http: &reqwest::Client) {
                     let docs = g.scrape(n, kubegate::model::now_ms());
                     let records: Vec<Vec<u8>> = docs
                         .iter()
-                        .map(|d| record::encode(&Encoded::new(d)))
+                        .map(|d| record::encode(&Encoded::new(d.clone())))
                         .collect();
                     drop(docs);
                     match w.push(records).await {

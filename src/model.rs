@@ -15,6 +15,11 @@ impl Labels {
         Labels(Vec::new())
     }
 
+    /// An empty set with room for `n` labels.
+    pub fn with_capacity(n: usize) -> Self {
+        Labels(Vec::with_capacity(n))
+    }
+
     /// Builds a label set; a later pair with the same name wins.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
@@ -180,7 +185,17 @@ pub struct Document {
     pub id: String,
     /// Index or data stream name the document goes to.
     pub index: String,
-    pub body: serde_json::Value,
+    /// `data_stream.dataset`, for the documents-built metric.
+    pub dataset: &'static str,
+    /// The document, serialized once as a JSON object.
+    pub json: Vec<u8>,
+}
+
+impl Document {
+    /// The document parsed back into a JSON value (tests, debugging).
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.json).expect("documents are JSON")
+    }
 }
 
 pub fn now_ms() -> i64 {

@@ -235,24 +235,29 @@ async fn pipeline(
         if docs.is_empty() {
             continue;
         }
-        for d in &docs {
-            if let Some(ds) = d
-                .body
-                .pointer("/data_stream/dataset")
-                .and_then(|v| v.as_str())
-            {
-                metrics.documents_built.with_label_values(&[ds]).inc();
-            }
+        // One counter update per run of documents of the same dataset.
+        let mut rest = &docs[..];
+        while let Some(first) = rest.first() {
+            let n = rest
+                .iter()
+                .take_while(|d| d.dataset == first.dataset)
+                .count();
+            metrics
+                .documents_built
+                .with_label_values(&[first.dataset])
+                .inc_by(n as u64);
+            rest = &rest[n..];
         }
+        let count = docs.len();
         let records: Vec<Vec<u8>> = docs
-            .iter()
+            .into_iter()
             .map(|d| sink::record::encode(&Encoded::new(d)))
             .collect();
         match writer.push(records).await {
             Ok(Pushed::Stored) => {}
             Ok(Pushed::Dropped) => {}
             Err(e) => {
-                tracing::error!(error = %e, documents = docs.len(), "cannot store documents in the buffer; they are lost")
+                tracing::error!(error = %e, documents = count, "cannot store documents in the buffer; they are lost")
             }
         }
     }

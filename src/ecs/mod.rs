@@ -4,7 +4,7 @@
 
 mod system;
 
-use crate::model::{Document, Labels, SampleBatch, SourceKind};
+use crate::model::{Document, SampleBatch, SourceKind};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -84,7 +84,7 @@ impl EcsContext {
 
     fn document(
         &self,
-        dataset: &str,
+        dataset: &'static str,
         identity: &[&str],
         timestamp_ms: i64,
         body: Map<String, Value>,
@@ -92,7 +92,8 @@ impl EcsContext {
         Document {
             id: document_id(dataset, identity, timestamp_ms),
             index: format!("metrics-{dataset}-{}", self.namespace),
-            body: Value::Object(body),
+            dataset,
+            json: serde_json::to_vec(&Value::Object(body)).expect("a JSON value always serializes"),
         }
     }
 }
@@ -112,54 +113,95 @@ pub fn batch_documents(
 /// One document per target and label set; metrics under
 /// `prometheus.metrics.<name>`, labels under `prometheus.labels.*`.
 /// NaN and ±Inf have no JSON form, so as metricbeat does they are left out.
+///
+/// Written straight to JSON bytes: everything but `prometheus` is the same
+/// for the whole batch, so it is serialized once and copied; keys keep the
+/// sorted order a `serde_json::Map` gives them, so the bytes are the same
+/// as when each document was a `Value` tree.
 pub fn prometheus_documents(
     ctx: &EcsContext,
     batch: &SampleBatch,
     period: Duration,
 ) -> Vec<Document> {
     const DATASET: &str = "prometheus.collector";
-    let mut groups: BTreeMap<&Labels, Map<String, Value>> = BTreeMap::new();
-    for s in &batch.samples {
-        if !s.value.is_finite() {
-            continue;
+    // Finite samples grouped by label set (stable: a later sample of the
+    // same name and labels wins, as a map insert did).
+    let mut order: Vec<&crate::model::Sample> = batch
+        .samples
+        .iter()
+        .filter(|s| s.value.is_finite())
+        .collect();
+    order.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let base = ctx.base(
+        batch.timestamp_ms,
+        DATASET,
+        "prometheus",
+        "collector",
+        batch.duration,
+        period,
+    );
+    let mut head = serde_json::to_vec(&Value::Object(base)).expect("serializes");
+    head.pop(); // the closing brace
+    head.extend_from_slice(b",\"prometheus\":{\"labels\":{");
+    let mut tail = b"},\"service\":".to_vec();
+    serde_json::to_writer(
+        &mut tail,
+        &json!({"type": "prometheus", "address": batch.target.instance}),
+    )
+    .expect("serializes");
+    tail.push(b'}');
+    let index = format!("metrics-{DATASET}-{}", ctx.namespace);
+    let mut identity = String::new();
+    let mut metrics: Vec<(&str, f64)> = Vec::new();
+    let mut out = Vec::new();
+    let mut rest = &order[..];
+    while let Some(first) = rest.first() {
+        let n = rest.iter().take_while(|s| s.labels == first.labels).count();
+        let (group, next) = rest.split_at(n);
+        rest = next;
+        metrics.clear();
+        metrics.extend(group.iter().map(|s| (s.name.as_str(), s.value)));
+        metrics.sort_by(|a, b| a.0.cmp(b.0));
+        // Keep the last of equal names.
+        metrics.reverse();
+        metrics.dedup_by(|a, b| a.0 == b.0);
+        metrics.reverse();
+        let mut json = Vec::with_capacity(head.len() + tail.len() + 256);
+        json.extend_from_slice(&head);
+        for (i, (k, v)) in first.labels.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            serde_json::to_writer(&mut json, k).expect("serializes");
+            json.push(b':');
+            serde_json::to_writer(&mut json, v).expect("serializes");
         }
-        groups
-            .entry(&s.labels)
-            .or_default()
-            .insert(s.name.clone(), number(s.value));
-    }
-    groups
-        .into_iter()
-        .map(|(labels, metrics)| {
-            let mut doc = ctx.base(
-                batch.timestamp_ms,
-                DATASET,
-                "prometheus",
-                "collector",
-                batch.duration,
-                period,
-            );
-            let label_obj: Map<String, Value> = labels
-                .iter()
-                .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-                .collect();
-            doc.insert(
-                "prometheus".into(),
-                json!({"labels": label_obj, "metrics": metrics}),
-            );
-            doc.insert(
-                "service".into(),
-                json!({"type": "prometheus", "address": batch.target.instance}),
-            );
-            let identity = labels.to_string();
-            ctx.document(
+        json.extend_from_slice(b"},\"metrics\":{");
+        for (i, (k, v)) in metrics.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            serde_json::to_writer(&mut json, k).expect("serializes");
+            json.push(b':');
+            serde_json::to_writer(&mut json, &number(*v)).expect("serializes");
+        }
+        json.push(b'}');
+        json.extend_from_slice(&tail);
+        identity.clear();
+        use std::fmt::Write as _;
+        let _ = write!(identity, "{}", first.labels);
+        out.push(Document {
+            id: document_id(
                 DATASET,
                 &[&batch.target.job, &batch.target.instance, &identity],
                 batch.timestamp_ms,
-                doc,
-            )
-        })
-        .collect()
+            ),
+            index: index.clone(),
+            dataset: DATASET,
+            json,
+        });
+    }
+    out
 }
 
 /// Integral values are sent as JSON integers so they map as `long`, the

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{Sample, Target};
+use crate::model::{Labels, Sample, Target};
 use std::collections::BTreeMap;
 
 fn ctx() -> EcsContext {
@@ -60,7 +60,7 @@ fn prometheus_layout_groups_by_label_set_like_metricbeat() {
     assert_eq!(docs.len(), 2);
     let d = docs
         .iter()
-        .find(|d| d.body["prometheus"]["labels"]["listener_name"] == "http")
+        .find(|d| d.body()["prometheus"]["labels"]["listener_name"] == "http")
         .unwrap();
     let reference: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
@@ -80,27 +80,27 @@ fn prometheus_layout_groups_by_label_set_like_metricbeat() {
         "/prometheus",
         "/service/type",
     ] {
-        assert_eq!(d.body.pointer(ptr), reference.pointer(ptr), "field {ptr}");
+        assert_eq!(d.body().pointer(ptr), reference.pointer(ptr), "field {ptr}");
     }
-    assert_eq!(d.body["service"]["address"], "127.0.0.1:9100");
+    assert_eq!(d.body()["service"]["address"], "127.0.0.1:9100");
     assert_eq!(
-        d.body["data_stream"],
+        d.body()["data_stream"],
         serde_json::json!({"type": "metrics", "dataset": "prometheus.collector", "namespace": "default"})
     );
-    assert_eq!(d.body["ecs"]["version"], ECS_VERSION);
-    assert_eq!(d.body["labels"]["cluster"], "dev");
-    assert_eq!(d.body["host"]["name"], "node-1");
+    assert_eq!(d.body()["ecs"]["version"], ECS_VERSION);
+    assert_eq!(d.body()["labels"]["cluster"], "dev");
+    assert_eq!(d.body()["host"]["name"], "node-1");
     assert_eq!(d.index, "metrics-prometheus.collector-default");
     let other = docs
         .iter()
         .find(|d| {
-            d.body["prometheus"]["labels"]
+            d.body()["prometheus"]["labels"]
                 .get("listener_name")
                 .is_none()
         })
         .unwrap();
     assert_eq!(
-        other.body["prometheus"]["metrics"],
+        other.body()["prometheus"]["metrics"],
         serde_json::json!({"go_goroutines": 7.5})
     );
 }
@@ -187,25 +187,27 @@ fn host_samples_become_system_documents() {
     let docs = host.documents(&ctx(), &first, first.interval);
     let by = |ds: &str| {
         docs.iter()
-            .find(|d| d.body["event"]["dataset"] == ds)
+            .find(|d| d.body()["event"]["dataset"] == ds)
             .unwrap_or_else(|| panic!("no {ds} document"))
     };
     assert_eq!(
-        by("system.cpu").body["system"]["cpu"]["user"]["ticks"],
+        by("system.cpu").body()["system"]["cpu"]["user"]["ticks"],
         3000
     );
-    assert_eq!(by("system.cpu").body["system"]["cpu"]["cores"], 2);
+    assert_eq!(by("system.cpu").body()["system"]["cpu"]["cores"], 2);
     // No previous totals yet, so no rates.
     assert!(
-        by("system.cpu").body["system"]["cpu"]
+        by("system.cpu").body()["system"]["cpu"]
             .get("total")
             .is_none()
     );
-    let mem = &by("system.memory").body["system"]["memory"];
+    let mem_doc = by("system.memory").body();
+    let mem = &mem_doc["system"]["memory"];
     assert_eq!(mem["actual"]["used"]["bytes"], 400);
     assert_eq!(mem["used"]["pct"], 0.8);
-    assert_eq!(by("system.load").body["system"]["load"]["norm"]["1"], 0.5);
-    let fs = &by("system.filesystem").body["system"]["filesystem"];
+    assert_eq!(by("system.load").body()["system"]["load"]["norm"]["1"], 0.5);
+    let fs_doc = by("system.filesystem").body();
+    let fs = &fs_doc["system"]["filesystem"];
     assert_eq!(
         (
             fs["mount_point"].as_str(),
@@ -215,7 +217,7 @@ fn host_samples_become_system_documents() {
         (Some("/"), Some(60), Some(30))
     );
     assert_eq!(
-        by("system.network").body["system"]["network"]["out"]["bytes"],
+        by("system.network").body()["system"]["network"]["out"]["bytes"],
         7000
     );
     assert_eq!(by("system.network").index, "metrics-system.network-default");
@@ -242,11 +244,12 @@ fn host_samples_become_system_documents() {
     let mut second = batch(SourceKind::Host, next);
     second.timestamp_ms += 10_000;
     let docs = host.documents(&ctx(), &second, second.interval);
-    let cpu = &docs
+    let cpu_doc = docs
         .iter()
-        .find(|d| d.body["event"]["dataset"] == "system.cpu")
+        .find(|d| d.body()["event"]["dataset"] == "system.cpu")
         .unwrap()
-        .body["system"]["cpu"];
+        .body();
+    let cpu = &cpu_doc["system"]["cpu"];
     assert_eq!(cpu["user"]["norm"]["pct"], 0.3);
     assert_eq!(cpu["user"]["pct"], 0.6);
     assert_eq!(cpu["total"]["norm"]["pct"], 0.3);

@@ -70,7 +70,8 @@ impl<'a> SampleRef<'a> {
 
     /// An owned copy, as [`super::parse`] returns it.
     pub fn to_sample(&self) -> Sample {
-        let mut labels = Labels::new();
+        // Room for the few target labels a scrape adds next.
+        let mut labels = Labels::with_capacity(self.labels.len() + 4);
         for l in self.labels {
             if !l.value.raw.is_empty() {
                 labels.set(l.name.unescape(), l.value.unescape());

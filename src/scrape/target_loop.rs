@@ -72,16 +72,71 @@ pub(super) struct TargetLoop {
 }
 
 struct State {
-    /// Series of the last scrape, for stale markers.
-    series: HashMap<u64, (String, Labels)>,
+    /// Series of the last scrape, for stale markers, by [`series_hash`].
+    /// Updated in place while a scrape is parsed (mark), then swept.
+    series: HashMap<u64, Tracked>,
+    /// Number of the scrape in progress (1 for the first).
+    scrape_no: u32,
     overflow_logged: bool,
     health: Option<bool>,
+}
+
+/// One tracked series: the scrape that last saw it, the one that added it,
+/// and its name and labels packed in one allocation (the bytes
+/// [`series_hash`] hashes), unpacked only for a stale marker.
+struct Tracked {
+    seen: u32,
+    added: u32,
+    packed: Box<[u8]>,
+}
+
+impl Tracked {
+    fn pack(name: &str, labels: &Labels) -> Box<[u8]> {
+        let mut b = Vec::with_capacity(
+            name.len()
+                + labels
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 2)
+                    .sum::<usize>(),
+        );
+        b.extend_from_slice(name.as_bytes());
+        for (k, v) in labels.iter() {
+            b.push(0xff);
+            b.extend_from_slice(k.as_bytes());
+            b.push(0xfe);
+            b.extend_from_slice(v.as_bytes());
+        }
+        b.into_boxed_slice()
+    }
+
+    /// 0xff and 0xfe never occur in UTF-8, so the split is exact.
+    fn unpack(&self) -> (String, Labels) {
+        let mut parts = self.packed.split(|b| *b == 0xff);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let name = text(parts.next().unwrap_or_default());
+        let labels = Labels::from_pairs(parts.filter_map(|p| {
+            let at = p.iter().position(|b| *b == 0xfe)?;
+            Some((text(&p[..at]), text(&p[at + 1..])))
+        }));
+        (name, labels)
+    }
+
+    fn stale(&self, ts: i64) -> Sample {
+        let (name, labels) = self.unpack();
+        Sample {
+            name,
+            labels,
+            value: stale_nan(),
+            timestamp_ms: Some(ts),
+        }
+    }
 }
 
 impl TargetLoop {
     pub async fn run(mut self) {
         let mut state = State {
             series: HashMap::new(),
+            scrape_no: 0,
             overflow_logged: false,
             health: None,
         };
@@ -134,16 +189,7 @@ impl TargetLoop {
     /// The target is gone: every series it had ends now.
     async fn end_of_run(&self, state: &mut State) {
         let ts = now_ms();
-        let mut samples: Vec<Sample> = state
-            .series
-            .drain()
-            .map(|(_, (name, labels))| Sample {
-                name,
-                labels,
-                value: stale_nan(),
-                timestamp_ms: Some(ts),
-            })
-            .collect();
+        let mut samples: Vec<Sample> = state.series.drain().map(|(_, t)| t.stale(ts)).collect();
         for name in REPORT_NAMES {
             samples.push(Sample {
                 name: name.into(),
@@ -169,12 +215,16 @@ impl TargetLoop {
     async fn scrape(&self, state: &mut State) -> Result<(), ()> {
         let start_ms = now_ms();
         let started = Instant::now();
+        state.scrape_no = state.scrape_no.wrapping_add(1).max(1);
+        let scrape_no = state.scrape_no;
         let mut run = Run {
             loop_: self,
             start_ms,
             part: 0,
             pending: Vec::new(),
-            seen: HashMap::new(),
+            series: &mut state.series,
+            scrape_no,
+            added: 0,
             types: BTreeMap::new(),
             scraped: 0,
             post_relabel: 0,
@@ -206,28 +256,21 @@ impl TargetLoop {
             Vec::new()
         };
         // Series that were there last time and are not now end with a
-        // stale marker; after a failed scrape, all of them do.
-        let current = if up {
-            std::mem::take(&mut run.seen)
-        } else {
-            HashMap::new()
-        };
-        let added = current
-            .keys()
-            .filter(|k| !state.series.contains_key(k))
-            .count();
-        for (k, (name, labels)) in state.series.drain() {
-            if !current.contains_key(&k) {
-                samples.push(Sample {
-                    name,
-                    labels,
-                    value: stale_nan(),
-                    timestamp_ms: Some(start_ms),
-                });
+        // stale marker; after a failed scrape, all of them do (and the ones
+        // this failed scrape added are forgotten without one).
+        let added = if up { run.added } else { 0 };
+        let overflow = run.overflow;
+        let (scraped, post_relabel, part) = (run.scraped, run.post_relabel, run.part);
+        let mut types = std::mem::take(&mut run.types);
+        drop(run);
+        state.series.retain(|_, t| {
+            let keep = up && t.seen == scrape_no;
+            if !keep && t.added != scrape_no {
+                samples.push(t.stale(start_ms));
             }
-        }
-        state.series = current;
-        if run.overflow && !state.overflow_logged {
+            keep
+        });
+        if overflow && !state.overflow_logged {
             tracing::warn!(job = %self.target.job, instance = %self.target.instance, limit = MAX_TRACKED_SERIES, "target has more series than kubegate tracks for stale markers; vanished series beyond the limit are not marked stale");
             state.overflow_logged = true;
         }
@@ -239,13 +282,12 @@ impl TargetLoop {
         };
         samples.push(report("up", if up { 1.0 } else { 0.0 }));
         samples.push(report("scrape_duration_seconds", duration.as_secs_f64()));
-        samples.push(report("scrape_samples_scraped", run.scraped as f64));
+        samples.push(report("scrape_samples_scraped", scraped as f64));
         samples.push(report(
             "scrape_samples_post_metric_relabeling",
-            run.post_relabel as f64,
+            post_relabel as f64,
         ));
         samples.push(report("scrape_series_added", added as f64));
-        let mut types = std::mem::take(&mut run.types);
         for name in REPORT_NAMES {
             types.insert(name.to_owned(), MetricType::Gauge);
         }
@@ -259,7 +301,7 @@ impl TargetLoop {
         if up {
             m.scrape_samples
                 .with_label_values(&[self.target.job.as_str()])
-                .inc_by(run.post_relabel as u64);
+                .inc_by(post_relabel as u64);
         }
         self.note_health(state, &result, start_ms, duration);
         let batch = SampleBatch {
@@ -268,7 +310,7 @@ impl TargetLoop {
             timestamp_ms: start_ms,
             duration,
             interval: self.target.interval,
-            part: run.part,
+            part,
             samples,
             types,
         };
@@ -357,7 +399,9 @@ struct Run<'a> {
     start_ms: i64,
     part: u32,
     pending: Vec<Sample>,
-    seen: HashMap<u64, (String, Labels)>,
+    series: &'a mut HashMap<u64, Tracked>,
+    scrape_no: u32,
+    added: usize,
     types: BTreeMap<String, MetricType>,
     scraped: usize,
     post_relabel: usize,
@@ -458,12 +502,26 @@ impl Run<'_> {
             return;
         }
         let key = series_hash(&sample.name, &sample.labels);
-        if self.seen.len() < MAX_TRACKED_SERIES {
-            self.seen
-                .entry(key)
-                .or_insert_with(|| (sample.name.clone(), sample.labels.clone()));
-        } else {
-            self.overflow = true;
+        let len = self.series.len();
+        match self.series.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let t = e.get_mut();
+                if t.seen != self.scrape_no {
+                    t.seen = self.scrape_no;
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if len < MAX_TRACKED_SERIES {
+                    v.insert(Tracked {
+                        seen: self.scrape_no,
+                        added: self.scrape_no,
+                        packed: Tracked::pack(&sample.name, &sample.labels),
+                    });
+                    self.added += 1;
+                } else {
+                    self.overflow = true;
+                }
+            }
         }
         self.pending.push(sample);
     }

@@ -19,6 +19,8 @@ pub struct FileSink {
     writer: BufWriter<File>,
     size: u64,
     metrics: Arc<SelfMetrics>,
+    /// Scratch space for one NDJSON line.
+    line: Vec<u8>,
 }
 
 impl FileSink {
@@ -50,6 +52,7 @@ impl FileSink {
             writer: BufWriter::with_capacity(256 * 1024, file),
             size,
             metrics,
+            line: Vec::new(),
         })
     }
 
@@ -79,14 +82,17 @@ impl FileSink {
     }
 
     fn write_all(&mut self, batch: &[Encoded]) -> std::io::Result<()> {
+        let mut line = std::mem::take(&mut self.line);
         for doc in batch {
-            let line = with_metadata(doc);
+            line.clear();
+            with_metadata_into(doc, &mut line);
             if self.size > 0 && self.size + line.len() as u64 > self.max_file_size {
                 self.rotate()?;
             }
             self.writer.write_all(&line)?;
             self.size += line.len() as u64;
         }
+        self.line = line;
         self.writer.flush()
     }
 
@@ -118,21 +124,19 @@ impl FileSink {
 
 /// The document plus filebeat-style `@metadata` (index and `_id`), so a
 /// file can be replayed into Elasticsearch without losing identity.
-fn with_metadata(doc: &Encoded) -> Vec<u8> {
-    let meta = serde_json::json!({"_id": doc.id, "index": doc.index});
-    let meta = serde_json::to_vec(&meta).expect("serializable");
-    let mut line = Vec::with_capacity(doc.json.len() + meta.len() + 16);
+fn with_metadata_into(doc: &Encoded, line: &mut Vec<u8>) {
     // Documents are JSON objects: splice `"@metadata":{...},` after `{`.
     if doc.json.len() > 2 && doc.json[0] == b'{' {
-        line.extend_from_slice(b"{\"@metadata\":");
-        line.extend_from_slice(&meta);
-        line.push(b',');
+        line.extend_from_slice(b"{\"@metadata\":{\"_id\":");
+        serde_json::to_writer(&mut *line, &doc.id).expect("serializable");
+        line.extend_from_slice(b",\"index\":");
+        serde_json::to_writer(&mut *line, &doc.index).expect("serializable");
+        line.extend_from_slice(b"},");
         line.extend_from_slice(&doc.json[1..]);
     } else {
         line.extend_from_slice(&doc.json);
     }
     line.push(b'\n');
-    line
 }
 
 #[cfg(test)]

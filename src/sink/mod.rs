@@ -61,11 +61,11 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    pub fn new(doc: &Document) -> Self {
+    pub fn new(doc: Document) -> Self {
         Encoded {
-            id: doc.id.clone(),
-            index: doc.index.clone(),
-            json: serde_json::to_vec(&doc.body).expect("a JSON value always serializes"),
+            id: doc.id,
+            index: doc.index,
+            json: doc.json,
         }
     }
 }
