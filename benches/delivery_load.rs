@@ -1729,6 +1729,15 @@ fn main() {
     {
         return mock_es_main(&addr);
     }
+    // `cargo test --all-targets` runs bench binaries without `--bench`:
+    // a load run takes minutes, so only `cargo bench` starts one.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "load bench: run it with `cargo bench --bench {}`",
+            env!("CARGO_CRATE_NAME")
+        );
+        return;
+    }
     let p = params();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
