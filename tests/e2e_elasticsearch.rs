@@ -35,13 +35,7 @@ fn node_exporter_to(es: Peer) {
     // Let a few scrapes be delivered, then stop: shutdown flushes what is
     // pending and logs how many documents the server accepted.
     gw.wait_alive(Duration::from_secs(30), "documents delivered", |_| {
-        let text = try_http_get(&metrics_url)
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        metric_value(
-            &text,
-            "kubegate_sink_documents_total{outcome=\"sent\",sink=\"elasticsearch\"}",
-        ) > 100.0
+        live_metric(&metrics_url, ES_SENT) > 100.0
     });
     gw.terminate_ok(Duration::from_secs(15));
     let sent = summary_count(&gw.log(), "sent");

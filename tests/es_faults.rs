@@ -65,10 +65,7 @@ fn survives(es: Peer, fault: Fault) {
     let mut gw = b.args(["run", "--config", "k.yaml"]).spawn();
     let metrics = format!("http://127.0.0.1:{port}/metrics");
     gw.wait_alive(Duration::from_secs(20), "first documents delivered", |_| {
-        metric_value(
-            &try_http_get(&metrics).map(|(_, b)| b).unwrap_or_default(),
-            "kubegate_sink_documents_total{outcome=\"sent\",sink=\"elasticsearch\"}",
-        ) > 0.0
+        live_metric(&metrics, ES_SENT) > 0.0
     });
     let before = proxy.requests.load(std::sync::atomic::Ordering::Relaxed);
     proxy.set(fault.clone());
@@ -181,10 +178,7 @@ fn kill_9_then_restart_loses_nothing() {
         Duration::from_secs(20),
         "records piling up in the buffer",
         |_| {
-            accepted = metric_value(
-                &try_http_get(&metrics).map(|(_, b)| b).unwrap_or_default(),
-                "kubegate_buffer_records",
-            );
+            accepted = live_metric(&metrics, "kubegate_buffer_records");
             accepted >= 300.0
         },
     );
@@ -203,11 +197,7 @@ fn kill_9_then_restart_loses_nothing() {
     let metrics2 = format!("http://127.0.0.1:{port2}/metrics");
     gw2.wait_alive(Duration::from_secs(30), "backlog delivered", |_| {
         let text = try_http_get(&metrics2).map(|(_, b)| b).unwrap_or_default();
-        text.contains("\nkubegate_buffer_records 0\n")
-            && metric_value(
-                &text,
-                "kubegate_sink_documents_total{outcome=\"sent\",sink=\"elasticsearch\"}",
-            ) > 0.0
+        text.contains("\nkubegate_buffer_records 0\n") && metric_value(&text, ES_SENT) > 0.0
     });
     gw2.terminate_ok(Duration::from_secs(20));
     let ids = es_ids(&es.url(), "metrics-*");

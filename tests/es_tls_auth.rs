@@ -157,15 +157,7 @@ fn delivers(es: &Peer, es_url: &str, auth: &str) -> u64 {
     gw.wait_alive(
         Duration::from_secs(30),
         "documents delivered through nginx",
-        |_| {
-            let text = try_http_get(&metrics_url)
-                .map(|(_, b)| b)
-                .unwrap_or_default();
-            metric_value(
-                &text,
-                "kubegate_sink_documents_total{outcome=\"sent\",sink=\"elasticsearch\"}",
-            ) > 0.0
-        },
+        |_| live_metric(&metrics_url, ES_SENT) > 0.0,
     );
     gw.terminate_ok(Duration::from_secs(10));
     let sent = summary_count(&gw.log(), "sent");

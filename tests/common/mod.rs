@@ -135,6 +135,19 @@ pub fn metric_value(text: &str, prefix: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// kubegate's counter of documents Elasticsearch stored.
+pub const ES_SENT: &str = "kubegate_sink_documents_total{outcome=\"sent\",sink=\"elasticsearch\"}";
+
+/// [`metric_value`] of a live `/metrics` endpoint; 0 while it does not answer.
+pub fn live_metric(metrics_url: &str, prefix: &str) -> f64 {
+    metric_value(
+        &try_http_get(metrics_url)
+            .map(|(_, b)| b)
+            .unwrap_or_default(),
+        prefix,
+    )
+}
+
 /// A count from the "delivery summary" line kubegate logs at a clean
 /// shutdown, e.g. `summary_count(&log, "sent")`.
 pub fn summary_count(log: &str, field: &str) -> u64 {
