@@ -1,11 +1,13 @@
 //! The configuration model, its defaults and its validation. Every error
 //! names the file, the line and the key; `load` collects all of them.
 
+mod cluster;
 mod output;
 mod scrape;
 mod tree;
 mod types;
 
+pub use cluster::{ClusterMode, ClusterSettings};
 pub use output::*;
 pub use scrape::*;
 
@@ -39,6 +41,8 @@ pub struct Config {
     pub buffer: BufferSettings,
     #[serde(default)]
     pub output: Output,
+    #[serde(default)]
+    pub cluster: ClusterSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -520,6 +524,7 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
             }
         }
     }
+    out.extend(cluster::validate(&c.cluster));
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {
         out.push((
