@@ -326,6 +326,8 @@ impl Elector {
         if let Some(h) = &holder
             && !mine
         {
+            // Another writer's duration counts; a missing, zero or negative
+            // one is taken as 1 s, and one too large to add is forever.
             let valid_for = spec
                 .lease_duration_seconds
                 .map(|s| Duration::from_secs(s.max(1) as u64))
@@ -335,7 +337,10 @@ impl Elector {
                 .as_ref()
                 .map(|(_, t)| *t)
                 .unwrap_or_else(Instant::now);
-            if Instant::now() < seen + valid_for {
+            if seen
+                .checked_add(valid_for)
+                .is_none_or(|expiry| Instant::now() < expiry)
+            {
                 return Ok(Attempt::HeldBy(h.clone()));
             }
         }

@@ -176,3 +176,31 @@ fn only_the_lease_holder_scrapes_and_a_standby_takes_over() {
         log_tail(&standby.child.log())
     );
 }
+
+/// Cluster mode without a usable API server configuration fails at start
+/// with the reason, rather than running without ever scraping.
+#[test]
+fn cluster_mode_without_a_kubeconfig_fails_at_start_with_the_reason() {
+    let b = Child::kubegate();
+    let path = b.dir().join("kubegate.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "server:\n  listen_address: 127.0.0.1:{}\nhost_metrics:\n  enabled: false\n\
+             cluster:\n  mode: cluster\n  kubeconfig_file: /nonexistent/kubeconfig\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut child = b.arg("run").arg("--config").arg(&path).spawn();
+    let status = child
+        .wait_timeout(Duration::from_secs(20))
+        .expect("kubegate exits");
+    assert!(!status.success());
+    let log = child.log();
+    assert!(
+        log.contains("cluster mode: kubernetes client configuration")
+            && log.contains("/nonexistent/kubeconfig"),
+        "{log}"
+    );
+}

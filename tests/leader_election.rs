@@ -133,8 +133,18 @@ async fn one_leads_and_a_standby_takes_over_within_the_lease_duration_when_it_di
     assert_eq!(lease["spec"]["leaseTransitions"], 1, "{lease}");
     assert_eq!(lease["spec"]["leaseDurationSeconds"], 6);
     standby.shutdown().await;
-    // A clean shutdown hands the lease back.
+    // A clean shutdown hands the lease back: a new candidate takes it at
+    // its first tries, not after a lease duration.
     assert_eq!(holder(&fake), None);
+    let c = elector(&fake.url(), "pod-c").await;
+    wait(
+        RETRY * 2 + SLACK,
+        "pod-c takes the released lease",
+        &[&c],
+        || leads(&c),
+    )
+    .await;
+    c.abort();
 }
 
 /// Only the leader's requests fail (503 from a proxy in front of the
@@ -297,4 +307,116 @@ async fn the_fake_refuses_stale_updates_and_duplicate_creates() {
         matches!(&err, kube::Error::Api(s) if s.code == 404),
         "{err}"
     );
+}
+
+/// Writes a Lease as raw JSON (`POST` when it does not exist yet, else an
+/// unconditional `PUT`), so it can hold what no typed client would write.
+async fn write_raw(fake: &FakeK8s, spec: serde_json::Value) {
+    let exists = fake
+        .get_json(
+            "coordination.k8s.io/v1",
+            "leases",
+            "monitoring",
+            "kubegate-cluster",
+        )
+        .is_some();
+    let base = format!(
+        "{}/apis/coordination.k8s.io/v1/namespaces/monitoring/leases",
+        fake.url()
+    );
+    let body = serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "kubegate-cluster", "namespace": "monitoring"},
+        "spec": spec,
+    });
+    let client = reqwest::Client::new();
+    let req = if exists {
+        client.put(format!("{base}/kubegate-cluster"))
+    } else {
+        client.post(base)
+    };
+    let status = req.json(&body).send().await.expect("write lease").status();
+    assert!(status.is_success(), "{status}");
+}
+
+fn lease_gets(fake: &FakeK8s) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/leases/kubegate-cluster"))
+        .count()
+}
+
+/// Leases as other writers (or a bad actor) may leave them: the elector
+/// neither panics nor stops trying, and takes over only when it may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_and_malformed_leases_neither_crash_nor_fool_the_elector() {
+    // A holder with a duration too large to add to a clock: held forever.
+    let fake = FakeK8s::start();
+    write_raw(
+        &fake,
+        serde_json::json!({"holderIdentity": "other", "leaseDurationSeconds": 2147483647}),
+    )
+    .await;
+    let a = elector(&fake.url(), "pod-a").await;
+    tokio::time::sleep(LEASE / 2).await;
+    let gets = lease_gets(&fake);
+    tokio::time::sleep(RETRY * 3).await;
+    assert!(lease_gets(&fake) > gets, "the elector stopped trying");
+    assert!(!leads(&a));
+    a.abort();
+
+    // Zero and negative durations count as one second.
+    for seconds in [0, -5] {
+        let fake = FakeK8s::start();
+        write_raw(
+            &fake,
+            serde_json::json!({"holderIdentity": "other", "leaseDurationSeconds": seconds}),
+        )
+        .await;
+        let a = elector(&fake.url(), "pod-a").await;
+        wait(
+            Duration::from_secs(1) + RETRY * 2 + SLACK,
+            "takeover of a 1 s lease",
+            &[&a],
+            || leads(&a),
+        )
+        .await;
+        a.abort();
+    }
+
+    // No spec at all: nobody holds it.
+    let fake = FakeK8s::start();
+    write_raw(&fake, serde_json::Value::Null).await;
+    let a = elector(&fake.url(), "pod-a").await;
+    wait(
+        RETRY * 2 + SLACK,
+        "takeover of an empty lease",
+        &[&a],
+        || leads(&a),
+    )
+    .await;
+    assert_eq!(holder(&fake).as_deref(), Some("pod-a"));
+    a.abort();
+
+    // A renewTime no client can read: the elector reports and retries, and
+    // takes the lease once it is readable again.
+    let fake = FakeK8s::start();
+    write_raw(
+        &fake,
+        serde_json::json!({"holderIdentity": "other", "renewTime": "yesterday"}),
+    )
+    .await;
+    let a = elector(&fake.url(), "pod-a").await;
+    tokio::time::sleep(RETRY * 4).await;
+    let gets = lease_gets(&fake);
+    assert!(gets >= 2 && !leads(&a), "gets {gets}");
+    write_raw(&fake, serde_json::json!({"holderIdentity": ""})).await;
+    wait(
+        RETRY * 2 + SLACK,
+        "takeover once the lease is readable",
+        &[&a],
+        || leads(&a),
+    )
+    .await;
+    a.abort();
 }
