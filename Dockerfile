@@ -1,4 +1,5 @@
-# kubegate container image: a static-enough Rust binary on distroless.
+# syntax=docker/dockerfile:1
+# kubegate container image: the release binary on distroless (glibc, no shell).
 #   docker build -t kubegate:dev .
 # The build stage caches the cargo registry and target dir (BuildKit), so a
 # source change rebuilds only kubegate itself.

@@ -420,3 +420,46 @@ async fn odd_and_malformed_leases_neither_crash_nor_fool_the_elector() {
     .await;
     a.abort();
 }
+
+/// Hostile writes to the fake get the real server's answers, and the
+/// server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_answers_malformed_writes_with_statuses() {
+    let fake = FakeK8s::start();
+    let base = format!(
+        "{}/apis/coordination.k8s.io/v1/namespaces/monitoring/leases",
+        fake.url()
+    );
+    let client = reqwest::Client::new();
+    let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
+        (client.post(&base).body("{not json"), 400),
+        (client.post(&base).body("[1, 2]"), 400),
+        (client.post(&base).body(r#"{"metadata": {}}"#), 422),
+        (
+            client
+                .put(format!("{base}/a"))
+                .body(r#"{"metadata": {"name": "b"}}"#),
+            400,
+        ),
+        (
+            client
+                .put(format!("{base}/nothing"))
+                .body(r#"{"metadata": {"name": "nothing"}}"#),
+            404,
+        ),
+        (
+            client.put(&base).body(r#"{"metadata": {"name": "x"}}"#),
+            405,
+        ),
+        (client.delete(format!("{base}/x")), 405),
+    ];
+    for (req, want) in cases {
+        let resp = req.send().await.expect("the fake answers");
+        assert_eq!(resp.status().as_u16(), want);
+        let status: serde_json::Value = resp.json().await.expect("a Status object");
+        assert_eq!(status["kind"], "Status");
+        assert_eq!(status["code"], want);
+    }
+    let api: Api<Lease> = Api::namespaced(client_at(&fake.url()).await, "monitoring");
+    assert!(api.get_opt("x").await.expect("still serving").is_none());
+}
