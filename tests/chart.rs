@@ -355,6 +355,14 @@ fn contradicting_values_fail_with_a_sentence() {
         ),
         (&["node.enabled=false"], "nothing to install"),
         (
+            &["config.scrapeTimeout=1m"],
+            "config.scrapeTimeout (1m) is longer than config.scrapeInterval (15s)",
+        ),
+        (
+            &["config.shutdownGracePeriod=1m"],
+            "config.shutdownGracePeriod (1m) must be shorter than node.terminationGracePeriodSeconds (30 s)",
+        ),
+        (
             &["beats.hostPort.enabled=true"],
             "beats.hostPort.enabled needs beats.enabled: true",
         ),
@@ -521,4 +529,88 @@ fn dockerfile_is_hadolint_clean() {
     let text = std::fs::read_to_string(&dockerfile).unwrap();
     assert!(text.contains("cargo build --release --locked"));
     assert!(repo().join(".dockerignore").is_file());
+}
+
+/// Sections for features other branches add (`renderSections`, off by
+/// default) render as valid YAML with the agreed top-level names once
+/// switched on, so merging those features is a matter of flipping the
+/// defaults and letting `rendered_config_maps_pass_kubegate_check_config`
+/// check them.
+#[test]
+fn pending_sections_render_when_switched_on() {
+    let docs = documents(&render(
+        "pending sections",
+        &sets(&[
+            "cluster.enabled=true",
+            "beats.enabled=true",
+            "beats.logMetrics[0].name=errors_total",
+            "beats.logMetrics[0].field=message",
+            "beats.logMetrics[0].contains=ERROR",
+            "push.enabled=true",
+            "remoteWrite[0].url=https://mimir.example:9009/api/v1/push",
+            "rules.enabled=true",
+            "rules.groups[0].name=node",
+            "rules.groups[0].rules[0].record=job:up:sum",
+            "rules.groups[0].rules[0].expr=sum by (job) (up)",
+            "alerting.alertmanagers[0].static_configs[0].targets[0]=alertmanager:9093",
+            "tsdb.enabled=true",
+            "renderSections.beats=true",
+            "renderSections.logMetrics=true",
+            "renderSections.push=true",
+            "renderSections.remoteWrite=true",
+            "renderSections.rules=true",
+            "renderSections.tsdb=true",
+            "renderSections.kubernetes=true",
+        ]),
+    ));
+    let config = |name: &str| -> Value {
+        let text = find(&docs, "ConfigMap", name).unwrap()["data"]["kubegate.yaml"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        serde_saphyr::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"))
+    };
+    let node = config("kubegate");
+    assert_eq!(node["beats"]["listen_address"], "0.0.0.0:5044");
+    assert_eq!(node["log_metrics"][0]["contains"], "ERROR");
+    assert_eq!(node["kubernetes"]["node_name"], "${NODE_NAME}");
+    assert!(
+        node["scrape_configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["job_name"] != "kubernetes-pods"),
+        "the kubernetes: section replaces the relabeling job"
+    );
+    assert_eq!(
+        node["remote_write"][0]["url"],
+        "https://mimir.example:9009/api/v1/push"
+    );
+    assert!(node["push"].is_object());
+    assert_eq!(node["tsdb"]["retention"], "2h");
+    assert!(
+        node.get("rule_files").is_none(),
+        "rules run on the cluster instance"
+    );
+    let cluster = config("kubegate-cluster");
+    assert_eq!(cluster["rule_files"][0], "/etc/kubegate/rules/*.yaml");
+    assert_eq!(
+        cluster["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0],
+        "alertmanager:9093"
+    );
+    assert_eq!(cluster["global"]["evaluation_interval"], "1m");
+    let rules = find(&docs, "ConfigMap", "kubegate-cluster-rules").expect("rules ConfigMap");
+    let groups: Value =
+        serde_saphyr::from_str(rules["data"]["rules.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(groups["groups"][0]["rules"][0]["expr"], "sum by (job) (up)");
+    let deploy = find(&docs, "Deployment", "kubegate-cluster").unwrap();
+    let mounts = &deploy["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
+    assert!(
+        mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/etc/kubegate/rules"),
+        "{mounts}"
+    );
 }

@@ -404,6 +404,18 @@ tsdb:
 {{- fail (printf "cluster.leaderElection: retryPeriod (%s) must be shorter than renewDeadline (%s), or the leader gets no second try to renew" $le.retryPeriod $le.renewDeadline) }}
 {{- end }}
 {{- end }}
+{{- $interval := include "kubegate.durationMs" $v.config.scrapeInterval | atoi }}
+{{- $timeout := include "kubegate.durationMs" $v.config.scrapeTimeout | atoi }}
+{{- if gt $timeout $interval }}
+{{- fail (printf "config.scrapeTimeout (%s) is longer than config.scrapeInterval (%s)" $v.config.scrapeTimeout $v.config.scrapeInterval) }}
+{{- end }}
+{{- $grace := include "kubegate.durationMs" $v.config.shutdownGracePeriod | atoi }}
+{{- range $mode := list "node" "cluster" }}
+{{- $m := index $v $mode }}
+{{- if and $m.enabled (ge $grace (mul $m.terminationGracePeriodSeconds 1000)) }}
+{{- fail (printf "config.shutdownGracePeriod (%s) must be shorter than %s.terminationGracePeriodSeconds (%d s), or the kubelet kills kubegate while it still delivers" $v.config.shutdownGracePeriod $mode (int $m.terminationGracePeriodSeconds)) }}
+{{- end }}
+{{- end }}
 {{- if not (or $v.node.enabled $v.cluster.enabled) }}
 {{- fail "node.enabled and cluster.enabled are both false: nothing to install" }}
 {{- end }}
