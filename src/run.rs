@@ -4,10 +4,12 @@
 
 use crate::api::{self, ApiState};
 use crate::buffer::{self, BufferConfig, BufferMetrics, FsyncPolicy, Pushed, WhenFull};
-use crate::config::{BufferKind, Config, FsyncSetting, SinkKind, WhenFullSetting};
+use crate::config::{ApiAccess, BufferKind, Config, FsyncSetting, SinkKind, WhenFullSetting};
 use crate::ecs::{self, EcsContext, HostDocuments};
 use crate::hostmetrics::HostCollector;
+use crate::metadata::MetadataCache;
 use crate::model::{Labels, SampleBatch, SourceKind, Target, now_ms};
+use crate::readiness::{Pending, Readiness};
 use crate::scrape;
 use crate::selfmetrics::SelfMetrics;
 use crate::sink::{self, BatchLimits, Drained, Encoded, Sink};
@@ -43,6 +45,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         BufferMetrics::register(metrics.registry()).expect("buffer metric names are unique");
     let (writer, reader) = buffer::open(buffer_config(&cfg), buffer_metrics)?;
     let room = writer.room_probe();
+    let readiness = Readiness::new();
     let state = Arc::new(ApiState {
         metrics: metrics.clone(),
         ready: Default::default(),
@@ -50,6 +53,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         // Ready while the buffer has room: a full buffer means this pod
         // cannot take more, and the load balancer should know.
         has_room: Box::new(move || room.has_room()),
+        readiness: readiness.clone(),
     });
     let listen = &cfg.server.listen_address;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -76,11 +80,18 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let (deadline_tx, deadline_rx) = watch::channel(None);
 
     let host_name = hostname();
-    let ctx = EcsContext::new(
+    // --- Kubernetes: one decision for the process (kubernetes.enabled).
+    let k8s_access = cfg
+        .kubernetes
+        .access(|k| std::env::var(k).ok(), |p| p.exists());
+    let metadata = start_metadata(&cfg, &k8s_access, &readiness);
+    // ---
+    let mut ctx = EcsContext::new(
         host_name.clone(),
         "default".into(),
         cfg.global.external_labels.clone(),
     );
+    ctx.metadata = metadata;
     let sink_name = sink.name();
     let sink_task = tokio::spawn(sink::deliver(
         reader,
@@ -101,6 +112,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         offset_seed: xxhash_rust::xxh3::xxh3_64(
             format!("{host_name}{:?}", cfg.global.external_labels).as_bytes(),
         ),
+        readiness: readiness.clone(),
+        kubernetes_available: k8s_access != ApiAccess::None,
     };
     let mut producers = manager.run().await?;
     if cfg.host_metrics.enabled {
@@ -164,6 +177,64 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         }
         (n, BufferKind::Memory) => Err(RunError::LostOnShutdown(grace, n)),
     }
+}
+
+/// Starts the pod metadata cache when an API server is there; `/-/ready`
+/// waits for its first list of pods.
+fn start_metadata(
+    cfg: &Config,
+    access: &ApiAccess,
+    readiness: &Arc<Readiness>,
+) -> Option<MetadataCache> {
+    let k = &cfg.kubernetes;
+    match access {
+        ApiAccess::None => {
+            tracing::info!(
+                "no Kubernetes API server (not in a pod, no kubeconfig): discovery and metadata are off"
+            );
+            return None;
+        }
+        a if !k.metadata.enabled => {
+            tracing::info!(access = ?a, "Kubernetes metadata cache disabled (kubernetes.metadata.enabled: false)");
+            return None;
+        }
+        _ => {}
+    }
+    let cache = MetadataCache::new(k.metadata.deleted_grace.0);
+    let kubeconfig = match access {
+        ApiAccess::Kubeconfig(p) => Some(p.clone()),
+        _ => None,
+    };
+    let node = k.effective_node_name(|v| std::env::var(v).ok());
+    let pending = readiness.wait_for("the first list of pods (metadata cache)");
+    tracing::info!(access = ?access, node = ?node, "starting the Kubernetes metadata cache");
+    tokio::spawn(metadata_task(kubeconfig, node, cache.clone(), pending));
+    Some(cache)
+}
+
+async fn metadata_task(
+    kubeconfig: Option<std::path::PathBuf>,
+    node: Option<String>,
+    cache: MetadataCache,
+    pending: Pending,
+) {
+    let client = loop {
+        match crate::discovery::kubernetes::client_with(None, kubeconfig.as_deref()).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::error!(error = %e, "metadata cache: no Kubernetes API client; retrying in 10s");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+    };
+    let synced = cache.clone();
+    tokio::spawn(async move {
+        while !synced.is_synced() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        pending.done();
+    });
+    crate::metadata::run_metadata(client, node, cache).await;
 }
 
 fn buffer_config(cfg: &Config) -> BufferConfig {
@@ -277,6 +348,7 @@ async fn host_loop(
         instance: host_name.clone(),
         url: String::new(),
         labels: labels.clone(),
+        pod: None,
     };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

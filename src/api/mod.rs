@@ -23,6 +23,8 @@ pub struct ApiState {
     pub targets: Arc<TargetRegistry>,
     /// Whether the buffer can take more; readiness depends on it.
     pub has_room: Box<dyn Fn() -> bool + Send + Sync>,
+    /// Start-up work still in progress (first Kubernetes lists).
+    pub readiness: Arc<crate::readiness::Readiness>,
 }
 
 /// Serves until the process ends; errors on one connection stay there.
@@ -53,6 +55,34 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
             }
         });
     }
+}
+
+/// Prometheus's wording when ready; otherwise one line per reason.
+fn ready(state: &ApiState) -> Response<Full<Bytes>> {
+    let mut reasons = Vec::new();
+    if !state.ready.load(Ordering::Acquire) {
+        reasons.push("starting or shutting down".to_owned());
+    }
+    if !(state.has_room)() {
+        reasons.push("the buffer is full".to_owned());
+    }
+    reasons.extend(
+        state
+            .readiness
+            .pending()
+            .into_iter()
+            .map(|r| format!("waiting for {r}")),
+    );
+    if reasons.is_empty() {
+        return text(StatusCode::OK, "kubegate is Ready.\n");
+    }
+    let mut body = "kubegate is not ready:\n".to_owned();
+    for r in reasons {
+        body.push_str("- ");
+        body.push_str(&r);
+        body.push('\n');
+    }
+    text(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -89,18 +119,15 @@ fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
             ))))
             .expect("static response parts are valid"),
         "/-/healthy" => text(StatusCode::OK, "kubegate is Healthy.\n"),
-        "/-/ready" if state.ready.load(Ordering::Acquire) && (state.has_room)() => {
-            text(StatusCode::OK, "kubegate is Ready.\n")
-        }
-        "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "kubegate is not ready.\n"),
+        "/-/ready" => ready(state),
         _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .body(Full::new(body.into()))
         .expect("static response parts are valid")
 }

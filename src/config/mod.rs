@@ -1,11 +1,13 @@
 //! The configuration model, its defaults and its validation. Every error
 //! names the file, the line and the key; `load` collects all of them.
 
+mod kubernetes;
 mod output;
 mod scrape;
 mod tree;
 mod types;
 
+pub use kubernetes::*;
 pub use output::*;
 pub use scrape::*;
 
@@ -39,6 +41,8 @@ pub struct Config {
     pub buffer: BufferSettings,
     #[serde(default)]
     pub output: Output,
+    #[serde(default)]
+    pub kubernetes: KubernetesSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]

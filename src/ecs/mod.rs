@@ -2,9 +2,11 @@
 //! `prometheus.collector` layout, host batches its `system.*` layout, so
 //! existing Kibana dashboards and saved searches keep working.
 
+pub mod kubernetes;
 mod system;
 
-use crate::model::{Document, SampleBatch, SourceKind};
+use crate::metadata::MetadataCache;
+use crate::model::{Document, SampleBatch, SourceKind, Target};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,6 +26,8 @@ pub struct EcsContext {
     pub namespace: String,
     /// Prometheus `external_labels`, sent as ECS `labels.*`.
     pub external_labels: BTreeMap<String, String>,
+    /// Pod metadata for `kubernetes.*`; `None` off-cluster.
+    pub metadata: Option<MetadataCache>,
 }
 
 impl EcsContext {
@@ -43,6 +47,33 @@ impl EcsContext {
             host_name,
             namespace,
             external_labels,
+            metadata: None,
+        }
+    }
+
+    /// Adds `kubernetes.*` (and ECS `container.*`) for the pod behind a
+    /// scraped target: by the pod UID discovery reported, else by the
+    /// target's IP (a pod scraped through a static or file_sd target).
+    fn add_kubernetes(&self, doc: &mut Map<String, Value>, target: &Target) {
+        let Some(cache) = &self.metadata else {
+            return;
+        };
+        let meta = match &target.pod {
+            Some(p) => cache.by_uid(&p.uid),
+            None => host_of(&target.instance).and_then(|ip| cache.by_ip(ip)),
+        };
+        let Some(meta) = meta else {
+            return;
+        };
+        let container = target
+            .pod
+            .as_ref()
+            .and_then(|p| p.container.as_deref())
+            .and_then(|name| meta.containers.iter().find(|c| c.name == name));
+        let (k, c) = kubernetes::pod_fields(&meta, container);
+        doc.insert("kubernetes".into(), k);
+        if let Some(c) = c {
+            doc.insert("container".into(), c);
         }
     }
 
@@ -132,7 +163,7 @@ pub fn prometheus_documents(
         .filter(|s| s.value.is_finite())
         .collect();
     order.sort_by(|a, b| a.labels.cmp(&b.labels));
-    let base = ctx.base(
+    let mut base = ctx.base(
         batch.timestamp_ms,
         DATASET,
         "prometheus",
@@ -140,6 +171,7 @@ pub fn prometheus_documents(
         batch.duration,
         period,
     );
+    ctx.add_kubernetes(&mut base, &batch.target);
     let mut head = serde_json::to_vec(&Value::Object(base)).expect("serializes");
     head.pop(); // the closing brace
     head.extend_from_slice(b",\"prometheus\":{\"labels\":{");
@@ -249,3 +281,11 @@ pub fn format_timestamp(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The host of `host:port` or `[v6]:port`.
+fn host_of(instance: &str) -> Option<&str> {
+    if let Some(rest) = instance.strip_prefix('[') {
+        return rest.split_once(']').map(|(h, _)| h);
+    }
+    Some(instance.rsplit_once(':').map_or(instance, |(h, _)| h))
+}

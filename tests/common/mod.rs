@@ -172,6 +172,12 @@ pub fn kubegate_on_default(addr: &str, data_dir: &Path) -> ChildBuilder {
         .env("KUBEGATE_LISTEN_ADDRESS", addr)
         .env("KUBEGATE_SELF_TARGET", addr)
         .env("KUBEGATE_DATA_DIR", data_dir)
+        // Hermetic: a kubeconfig on the developer's machine must not turn
+        // the default config's Kubernetes jobs on.
+        .env("HOME", data_dir)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("NODE_NAME")
 }
 
 pub fn kubegate_bin() -> PathBuf {
