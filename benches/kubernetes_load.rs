@@ -14,7 +14,6 @@
 //! once the cache or store holds every pod. Peak RSS (`VmHWM`) of the whole
 //! process, fake server included, is printed too.
 
-#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 
