@@ -2,11 +2,13 @@
 //! names the file, the line and the key; `load` collects all of them.
 
 mod output;
+mod push;
 mod scrape;
 mod tree;
 mod types;
 
 pub use output::*;
+pub use push::*;
 pub use scrape::*;
 
 pub use types::{
@@ -39,6 +41,10 @@ pub struct Config {
     pub buffer: BufferSettings,
     #[serde(default)]
     pub output: Output,
+    #[serde(default)]
+    pub push: PushSettings,
+    #[serde(default)]
+    pub remote_write: RemoteWriteSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -519,6 +525,9 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
                 }
             }
         }
+    }
+    for (path, message) in push::validate(&c.push, &c.remote_write) {
+        out.push((path.into_iter().map(k).collect(), message));
     }
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {
