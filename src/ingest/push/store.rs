@@ -164,6 +164,19 @@ pub fn parse_body(body: &[u8], key: &GroupKey) -> Result<BTreeMap<String, Family
         let (family, kind) = family_of(&r.name, &summary.types);
         let family = family.to_owned();
         let mut labels = r.labels;
+        // Bounds are numbers to the Pushgateway, shown in Go's format
+        // (`le="1.0"` comes back as `le="1"`).
+        let bound = match kind {
+            MetricType::Histogram if r.name.ends_with("_bucket") => Some("le"),
+            MetricType::Summary if r.name == family => Some("quantile"),
+            _ => None,
+        };
+        if let Some(bound) = bound
+            && let Some((_, v)) = labels.iter_mut().find(|(k, _)| k == bound)
+            && let Some(f) = parse_value(v)
+        {
+            *v = format_value(f);
+        }
         for (k, v) in &key.0 {
             match labels.iter().find(|(n, _)| n == k) {
                 Some((_, have)) if have != v => {
@@ -606,19 +619,33 @@ pub fn render_labels(labels: &[(String, String)]) -> String {
     out
 }
 
-/// A value as the text format writes it (`NaN`, `+Inf`, exponents for
-/// very large and very small magnitudes).
+/// A value as the Pushgateway (Go's `strconv.FormatFloat(v, 'g', -1, 64)`)
+/// writes it: shortest round-trip digits, in exponent form below 1e-4
+/// and from 1e6 up, as Go's shortest `%g` does.
 pub fn format_value(v: f64) -> String {
     if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
             "+Inf".into()
         } else {
             "-Inf".into()
-        }
-    } else if v != 0.0 && (v.abs() >= 1e21 || v.abs() < 1e-6) {
-        format!("{v:e}")
+        };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is a number");
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
     } else {
         format!("{v}")
     }

@@ -264,3 +264,24 @@ fn remote_write_decode_errors_name_the_layer() {
     let err = remote_write::decode(&body, 4).unwrap_err();
     assert!(err.to_string().contains("max_decoded_size"), "{err}");
 }
+
+#[test]
+fn values_render_as_go_does() {
+    use super::store::format_value;
+    for (v, want) in [
+        (1.0, "1"),
+        (0.1, "0.1"),
+        (3.05, "3.05"),
+        (1e6, "1e+06"),
+        (1700000000.25, "1.70000000025e+09"),
+        (123456.5, "123456.5"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (-2.5e-7, "-2.5e-07"),
+        (1e300, "1e+300"),
+        (f64::INFINITY, "+Inf"),
+        (f64::NAN, "NaN"),
+    ] {
+        assert_eq!(format_value(v), want, "{v}");
+    }
+}
