@@ -144,6 +144,12 @@ pub enum SourceKind {
     Scrape,
     /// The host collector: metricbeat's `system.*` layout.
     Host,
+    /// A Pushgateway-style push: `prometheus.collector` layout with
+    /// `service.type: pushgateway`.
+    Push,
+    /// A Prometheus remote-write request: metricbeat's
+    /// `prometheus.remote_write` layout.
+    RemoteWrite,
 }
 
 /// Identity of the endpoint a batch was read from.

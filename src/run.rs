@@ -8,6 +8,7 @@ use crate::config::{ApiAccess, BufferKind, Config, FsyncSetting, SinkKind, WhenF
 use crate::ecs::{self, EcsContext, HostDocuments};
 use crate::hostmetrics::HostCollector;
 use crate::metadata::MetadataCache;
+use crate::ingest::push::{self, PushMetrics, PushService};
 use crate::model::{Labels, SampleBatch, SourceKind, Target, now_ms};
 use crate::readiness::{Pending, Readiness};
 use crate::scrape;
@@ -31,6 +32,8 @@ pub enum RunError {
     Buffer(#[from] buffer::BufferError),
     #[error(transparent)]
     Scrape(#[from] scrape::JobError),
+    #[error(transparent)]
+    Push(#[from] push::ServiceError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("shutdown grace period of {0:?} ran out; {1} record(s) in the memory buffer were lost")]
@@ -46,6 +49,27 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let (writer, reader) = buffer::open(buffer_config(&cfg), buffer_metrics)?;
     let room = writer.room_probe();
     let readiness = Readiness::new();
+    let (batch_tx, batch_rx) = mpsc::channel::<SampleBatch>(256);
+    // --- push: Pushgateway API and remote-write receiver (ingest::push) ---
+    let push = if cfg.push.enabled || cfg.remote_write.enabled {
+        let m = PushMetrics::register(metrics.registry()).expect("push metric names are unique");
+        let svc = PushService::new(&cfg, batch_tx.clone(), m)?;
+        tokio::spawn(svc.clone().persist_loop());
+        if let (true, Some(addr)) = (cfg.push.enabled, &cfg.push.listen_address) {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::Bind {
+                    address: addr.clone(),
+                    source,
+                })?;
+            tracing::info!(listen = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "push port is listening");
+            tokio::spawn(push::serve_push_port(l, svc.clone()));
+        }
+        Some(svc)
+    } else {
+        None
+    };
+    // --- end push ---
     let state = Arc::new(ApiState {
         metrics: metrics.clone(),
         ready: Default::default(),
@@ -54,6 +78,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         // cannot take more, and the load balancer should know.
         has_room: Box::new(move || room.has_room()),
         readiness: readiness.clone(),
+        push: push.clone(),
     });
     let listen = &cfg.server.listen_address;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -75,7 +100,6 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         let es = es.clone();
         tokio::spawn(async move { sink::bootstrap::run(&es).await });
     }
-    let (batch_tx, batch_rx) = mpsc::channel::<SampleBatch>(256);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (deadline_tx, deadline_rx) = watch::channel(None);
 
@@ -137,6 +161,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let until = Instant::now() + grace;
     let _ = deadline_tx.send(Some(until));
     let _ = stop_tx.send(true);
+    if let Some(push) = &push {
+        push.shutdown().await;
+    }
     // Producers stop at once; the pipeline then closes the buffer's writer,
     // and the sink drains until the buffer is empty or the deadline passes.
     while producers.join_next().await.is_some() {}

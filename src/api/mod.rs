@@ -25,6 +25,8 @@ pub struct ApiState {
     pub has_room: Box<dyn Fn() -> bool + Send + Sync>,
     /// Start-up work still in progress (first Kubernetes lists).
     pub readiness: Arc<crate::readiness::Readiness>,
+    /// `/push/metrics...` and `/api/v1/write`, when enabled.
+    pub push: Option<Arc<crate::ingest::push::PushService>>,
 }
 
 /// Serves until the process ends; errors on one connection stay there.
@@ -43,7 +45,7 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req)) }
+                async move { Ok::<_, Infallible>(route(&state, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -85,7 +87,16 @@ fn ready(state: &ApiState) -> Response<Full<Bytes>> {
     text(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
-fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(push) = &state.push {
+        let path = req.uri().path();
+        if path == "/api/v1/write" && push.remote_write.enabled {
+            return push.remote_write_http(req).await;
+        }
+        if (path == "/push/metrics" || path.starts_with("/push/metrics/")) && push.push.enabled {
+            return push.pushgateway_http(req, "/push").await;
+        }
+    }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -3,12 +3,14 @@
 
 mod kubernetes;
 mod output;
+mod push;
 mod scrape;
 mod tree;
 mod types;
 
 pub use kubernetes::*;
 pub use output::*;
+pub use push::*;
 pub use scrape::*;
 
 pub use types::{
@@ -43,6 +45,9 @@ pub struct Config {
     pub output: Output,
     #[serde(default)]
     pub kubernetes: KubernetesSettings,
+    pub push: PushSettings,
+    #[serde(default)]
+    pub remote_write: RemoteWriteSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -523,6 +528,9 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
                 }
             }
         }
+    }
+    for (path, message) in push::validate(&c.push, &c.remote_write) {
+        out.push((path.into_iter().map(k).collect(), message));
     }
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {

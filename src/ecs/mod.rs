@@ -138,6 +138,12 @@ pub fn batch_documents(
     match batch.kind {
         SourceKind::Scrape => prometheus_documents(ctx, batch, batch.interval),
         SourceKind::Host => host.documents(ctx, batch, batch.interval),
+        SourceKind::Push => {
+            prometheus_documents_as(ctx, batch, batch.interval, PrometheusLayout::PUSH)
+        }
+        SourceKind::RemoteWrite => {
+            prometheus_documents_as(ctx, batch, batch.interval, PrometheusLayout::REMOTE_WRITE)
+        }
     }
 }
 
@@ -154,7 +160,53 @@ pub fn prometheus_documents(
     batch: &SampleBatch,
     period: Duration,
 ) -> Vec<Document> {
-    const DATASET: &str = "prometheus.collector";
+    prometheus_documents_as(ctx, batch, period, PrometheusLayout::COLLECTOR)
+}
+
+/// What differs between metricbeat's Prometheus metricsets: the dataset,
+/// the metricset name and `service.type`.
+#[derive(Clone, Copy, Debug)]
+pub struct PrometheusLayout {
+    pub dataset: &'static str,
+    pub metricset: &'static str,
+    pub service_type: &'static str,
+    /// Put the metric names into the document id. Remote-write senders
+    /// split one scrape's samples over several requests, so two documents
+    /// for the same label set and timestamp may hold different metrics;
+    /// without the names they would share an id and the second would be
+    /// taken for a duplicate.
+    pub names_in_id: bool,
+}
+
+impl PrometheusLayout {
+    pub const COLLECTOR: Self = PrometheusLayout {
+        dataset: "prometheus.collector",
+        metricset: "collector",
+        service_type: "prometheus",
+        names_in_id: false,
+    };
+    /// Pushed groups keep the collector layout, so dashboards built on
+    /// scraped data show them; `service.type` tells them apart.
+    pub const PUSH: Self = PrometheusLayout {
+        service_type: "pushgateway",
+        ..Self::COLLECTOR
+    };
+    pub const REMOTE_WRITE: Self = PrometheusLayout {
+        dataset: "prometheus.remote_write",
+        metricset: "remote_write",
+        service_type: "prometheus",
+        names_in_id: true,
+    };
+}
+
+/// [`prometheus_documents`] in the given layout.
+pub fn prometheus_documents_as(
+    ctx: &EcsContext,
+    batch: &SampleBatch,
+    period: Duration,
+    layout: PrometheusLayout,
+) -> Vec<Document> {
+    let dataset = layout.dataset;
     // Finite samples grouped by label set (stable: a later sample of the
     // same name and labels wins, as a map insert did).
     let mut order: Vec<&crate::model::Sample> = batch
@@ -165,9 +217,9 @@ pub fn prometheus_documents(
     order.sort_by(|a, b| a.labels.cmp(&b.labels));
     let mut base = ctx.base(
         batch.timestamp_ms,
-        DATASET,
+        dataset,
         "prometheus",
-        "collector",
+        layout.metricset,
         batch.duration,
         period,
     );
@@ -178,11 +230,11 @@ pub fn prometheus_documents(
     let mut tail = b"},\"service\":".to_vec();
     serde_json::to_writer(
         &mut tail,
-        &json!({"type": "prometheus", "address": batch.target.instance}),
+        &json!({"type": layout.service_type, "address": batch.target.instance}),
     )
     .expect("serializes");
     tail.push(b'}');
-    let index = format!("metrics-{DATASET}-{}", ctx.namespace);
+    let index = format!("metrics-{dataset}-{}", ctx.namespace);
     let mut identity = String::new();
     let mut metrics: Vec<(&str, f64)> = Vec::new();
     let mut out = Vec::new();
@@ -222,14 +274,20 @@ pub fn prometheus_documents(
         identity.clear();
         use std::fmt::Write as _;
         let _ = write!(identity, "{}", first.labels);
+        if layout.names_in_id {
+            for (name, _) in &metrics {
+                identity.push('\u{1}');
+                identity.push_str(name);
+            }
+        }
         out.push(Document {
             id: document_id(
-                DATASET,
+                dataset,
                 &[&batch.target.job, &batch.target.instance, &identity],
                 batch.timestamp_ms,
             ),
             index: index.clone(),
-            dataset: DATASET,
+            dataset,
             json,
         });
     }
