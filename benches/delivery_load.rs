@@ -278,6 +278,7 @@ impl DocGen {
             instance: instance.clone(),
             url: format!("http://{instance}/actuator/prometheus"),
             labels: target_labels.clone(),
+            pod: None,
         };
         let mut samples = Vec::with_capacity(series * 3);
         for s in 0..series {

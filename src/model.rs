@@ -144,10 +144,16 @@ pub enum SourceKind {
     Scrape,
     /// The host collector: metricbeat's `system.*` layout.
     Host,
+    /// A Pushgateway-style push: `prometheus.collector` layout with
+    /// `service.type: pushgateway`.
+    Push,
+    /// A Prometheus remote-write request: metricbeat's
+    /// `prometheus.remote_write` layout.
+    RemoteWrite,
 }
 
 /// Identity of the endpoint a batch was read from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Target {
     pub job: String,
     /// `host:port`, Prometheus's `instance` label by default.
@@ -156,6 +162,16 @@ pub struct Target {
     pub url: String,
     /// Target labels (`job`, `instance` and any static labels).
     pub labels: Labels,
+    /// The pod behind the target, when Kubernetes discovery found it:
+    /// documents get `kubernetes.*` from the metadata cache by this.
+    pub pod: Option<PodRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodRef {
+    pub uid: String,
+    /// The container whose port is scraped, if discovery says.
+    pub container: Option<String>,
 }
 
 /// All samples read from one source at one moment.

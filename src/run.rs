@@ -4,11 +4,16 @@
 
 use crate::api::{self, ApiState};
 use crate::buffer::{self, BufferConfig, BufferMetrics, FsyncPolicy, Pushed, WhenFull};
-use crate::config::{BufferKind, ClusterMode, Config, FsyncSetting, SinkKind, WhenFullSetting};
+use crate::config::{
+    ApiAccess, BufferKind, ClusterMode, Config, FsyncSetting, SinkKind, WhenFullSetting,
+};
 use crate::ecs::{self, EcsContext, HostDocuments};
 use crate::hostmetrics::HostCollector;
+use crate::ingest::push::{self, PushMetrics, PushService};
 use crate::leader;
+use crate::metadata::MetadataCache;
 use crate::model::{Labels, SampleBatch, SourceKind, Target, now_ms};
+use crate::readiness::{Pending, Readiness};
 use crate::scrape;
 use crate::selfmetrics::SelfMetrics;
 use crate::sink::{self, BatchLimits, Drained, Encoded, Sink};
@@ -31,6 +36,8 @@ pub enum RunError {
     #[error(transparent)]
     Scrape(#[from] scrape::JobError),
     #[error(transparent)]
+    Push(#[from] push::ServiceError),
+    #[error(transparent)]
     Leader(#[from] leader::LeaderError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
@@ -46,6 +53,28 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         BufferMetrics::register(metrics.registry()).expect("buffer metric names are unique");
     let (writer, reader) = buffer::open(buffer_config(&cfg), buffer_metrics)?;
     let room = writer.room_probe();
+    let readiness = Readiness::new();
+    let (batch_tx, batch_rx) = mpsc::channel::<SampleBatch>(256);
+    // --- push: Pushgateway API and remote-write receiver (ingest::push) ---
+    let push = if cfg.push.enabled || cfg.remote_write.enabled {
+        let m = PushMetrics::register(metrics.registry()).expect("push metric names are unique");
+        let svc = PushService::new(&cfg, batch_tx.clone(), m)?;
+        tokio::spawn(svc.clone().persist_loop());
+        if let (true, Some(addr)) = (cfg.push.enabled, &cfg.push.listen_address) {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::Bind {
+                    address: addr.clone(),
+                    source,
+                })?;
+            tracing::info!(listen = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "push port is listening");
+            tokio::spawn(push::serve_push_port(l, svc.clone()));
+        }
+        Some(svc)
+    } else {
+        None
+    };
+    // --- end push ---
     let state = Arc::new(ApiState {
         metrics: metrics.clone(),
         ready: Default::default(),
@@ -53,6 +82,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         // Ready while the buffer has room: a full buffer means this pod
         // cannot take more, and the load balancer should know.
         has_room: Box::new(move || room.has_room()),
+        readiness: readiness.clone(),
+        push: push.clone(),
     });
     let listen = &cfg.server.listen_address;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -74,16 +105,22 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         let es = es.clone();
         tokio::spawn(async move { sink::bootstrap::run(&es).await });
     }
-    let (batch_tx, batch_rx) = mpsc::channel::<SampleBatch>(256);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (deadline_tx, deadline_rx) = watch::channel(None);
 
     let host_name = hostname();
-    let ctx = EcsContext::new(
+    // --- Kubernetes: one decision for the process (kubernetes.enabled).
+    let k8s_access = cfg
+        .kubernetes
+        .access(|k| std::env::var(k).ok(), |p| p.exists());
+    let metadata = start_metadata(&cfg, &k8s_access, &readiness);
+    // ---
+    let mut ctx = EcsContext::new(
         host_name.clone(),
         "default".into(),
         cfg.global.external_labels.clone(),
     );
+    ctx.metadata = metadata;
     let sink_name = sink.name();
     let sink_task = tokio::spawn(sink::deliver(
         reader,
@@ -100,7 +137,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     );
     let manager = {
         let (cfg, out, metrics) = (cfg.clone(), batch_tx.clone(), metrics.clone());
-        let registry = state.targets.clone();
+        let (registry, readiness) = (state.targets.clone(), readiness.clone());
+        let kubernetes_available = k8s_access != ApiAccess::None;
         // Owns a sender of the pipeline: must be dropped (or moved into
         // the gate) before shutdown waits for the pipeline to end.
         move |shutdown| scrape::ScrapeManager {
@@ -110,6 +148,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             registry: registry.clone(),
             shutdown,
             offset_seed,
+            readiness: readiness.clone(),
+            kubernetes_available,
         }
     };
     // --- cluster mode: scrape only while holding the Lease ---------------
@@ -159,6 +199,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let until = Instant::now() + grace;
     let _ = deadline_tx.send(Some(until));
     let _ = stop_tx.send(true);
+    if let Some(push) = &push {
+        push.shutdown().await;
+    }
     // Producers stop at once; the pipeline then closes the buffer's writer,
     // and the sink drains until the buffer is empty or the deadline passes.
     while producers.join_next().await.is_some() {}
@@ -202,6 +245,64 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         }
         (n, BufferKind::Memory) => Err(RunError::LostOnShutdown(grace, n)),
     }
+}
+
+/// Starts the pod metadata cache when an API server is there; `/-/ready`
+/// waits for its first list of pods.
+fn start_metadata(
+    cfg: &Config,
+    access: &ApiAccess,
+    readiness: &Arc<Readiness>,
+) -> Option<MetadataCache> {
+    let k = &cfg.kubernetes;
+    match access {
+        ApiAccess::None => {
+            tracing::info!(
+                "no Kubernetes API server (not in a pod, no kubeconfig): discovery and metadata are off"
+            );
+            return None;
+        }
+        a if !k.metadata.enabled => {
+            tracing::info!(access = ?a, "Kubernetes metadata cache disabled (kubernetes.metadata.enabled: false)");
+            return None;
+        }
+        _ => {}
+    }
+    let cache = MetadataCache::new(k.metadata.deleted_grace.0);
+    let kubeconfig = match access {
+        ApiAccess::Kubeconfig(p) => Some(p.clone()),
+        _ => None,
+    };
+    let node = k.effective_node_name(|v| std::env::var(v).ok());
+    let pending = readiness.wait_for("the first list of pods (metadata cache)");
+    tracing::info!(access = ?access, node = ?node, "starting the Kubernetes metadata cache");
+    tokio::spawn(metadata_task(kubeconfig, node, cache.clone(), pending));
+    Some(cache)
+}
+
+async fn metadata_task(
+    kubeconfig: Option<std::path::PathBuf>,
+    node: Option<String>,
+    cache: MetadataCache,
+    pending: Pending,
+) {
+    let client = loop {
+        match crate::discovery::kubernetes::client_with(None, kubeconfig.as_deref()).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::error!(error = %e, "metadata cache: no Kubernetes API client; retrying in 10s");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+    };
+    let synced = cache.clone();
+    tokio::spawn(async move {
+        while !synced.is_synced() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        pending.done();
+    });
+    crate::metadata::run_metadata(client, node, cache).await;
 }
 
 fn buffer_config(cfg: &Config) -> BufferConfig {
@@ -315,6 +416,7 @@ async fn host_loop(
         instance: host_name.clone(),
         url: String::new(),
         labels: labels.clone(),
+        pod: None,
     };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

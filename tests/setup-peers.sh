@@ -24,8 +24,9 @@ fi
 if [ ! -x "$PEERS/venv/bin/python" ]; then
   python3 -m venv "$PEERS/venv"
 fi
-PY_PEERS=(osmem-server==0.1.6 noida-db==0.2.3)
-if ! "$PEERS/venv/bin/python" -c 'import osmem_server, noida_db' >/dev/null 2>&1; then
+# prometheus-client: the Pushgateway client (push_to_gateway & co.) for the push tests.
+PY_PEERS=(osmem-server==0.1.6 noida-db==0.2.3 prometheus-client==0.26.0)
+if ! "$PEERS/venv/bin/python" -c 'import osmem_server, noida_db, prometheus_client' >/dev/null 2>&1; then
   echo "setup-peers: pip install ${PY_PEERS[*]}"
   "$PEERS/venv/bin/pip" install -q --disable-pip-version-check "${PY_PEERS[@]}"
 fi
@@ -76,6 +77,7 @@ PUSHGATEWAY=$(command -v prometheus-pushgateway)
 ALERTMANAGER=$(command -v prometheus-alertmanager)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 OPENSSL=$(command -v openssl)
+PYTHON=$PWD/$PEERS/venv/bin/python
 HELM=$HELM
 KUBERNETES_VALIDATE=$KUBERNETES_VALIDATE
 HADOLINT=$HADOLINT

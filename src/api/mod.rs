@@ -23,6 +23,10 @@ pub struct ApiState {
     pub targets: Arc<TargetRegistry>,
     /// Whether the buffer can take more; readiness depends on it.
     pub has_room: Box<dyn Fn() -> bool + Send + Sync>,
+    /// Start-up work still in progress (first Kubernetes lists).
+    pub readiness: Arc<crate::readiness::Readiness>,
+    /// `/push/metrics...` and `/api/v1/write`, when enabled.
+    pub push: Option<Arc<crate::ingest::push::PushService>>,
 }
 
 /// Serves until the process ends; errors on one connection stay there.
@@ -41,7 +45,7 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req)) }
+                async move { Ok::<_, Infallible>(route(&state, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -55,7 +59,44 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
     }
 }
 
-fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Prometheus's wording when ready; otherwise one line per reason.
+fn ready(state: &ApiState) -> Response<Full<Bytes>> {
+    let mut reasons = Vec::new();
+    if !state.ready.load(Ordering::Acquire) {
+        reasons.push("starting or shutting down".to_owned());
+    }
+    if !(state.has_room)() {
+        reasons.push("the buffer is full".to_owned());
+    }
+    reasons.extend(
+        state
+            .readiness
+            .pending()
+            .into_iter()
+            .map(|r| format!("waiting for {r}")),
+    );
+    if reasons.is_empty() {
+        return text(StatusCode::OK, "kubegate is Ready.\n");
+    }
+    let mut body = "kubegate is not ready:\n".to_owned();
+    for r in reasons {
+        body.push_str("- ");
+        body.push_str(&r);
+        body.push('\n');
+    }
+    text(StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
+async fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(push) = &state.push {
+        let path = req.uri().path();
+        if path == "/api/v1/write" && push.remote_write.enabled {
+            return push.remote_write_http(req).await;
+        }
+        if (path == "/push/metrics" || path.starts_with("/push/metrics/")) && push.push.enabled {
+            return push.pushgateway_http(req, "/push").await;
+        }
+    }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -89,18 +130,15 @@ fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
             ))))
             .expect("static response parts are valid"),
         "/-/healthy" => text(StatusCode::OK, "kubegate is Healthy.\n"),
-        "/-/ready" if state.ready.load(Ordering::Acquire) && (state.has_room)() => {
-            text(StatusCode::OK, "kubegate is Ready.\n")
-        }
-        "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "kubegate is not ready.\n"),
+        "/-/ready" => ready(state),
         _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .body(Full::new(body.into()))
         .expect("static response parts are valid")
 }

@@ -2,13 +2,17 @@
 //! names the file, the line and the key; `load` collects all of them.
 
 mod cluster;
+mod kubernetes;
 mod output;
+mod push;
 mod scrape;
 mod tree;
 mod types;
 
 pub use cluster::{ClusterMode, ClusterSettings};
+pub use kubernetes::*;
 pub use output::*;
+pub use push::*;
 pub use scrape::*;
 
 pub use types::{
@@ -41,6 +45,12 @@ pub struct Config {
     pub buffer: BufferSettings,
     #[serde(default)]
     pub output: Output,
+    #[serde(default)]
+    pub kubernetes: KubernetesSettings,
+    #[serde(default)]
+    pub push: PushSettings,
+    #[serde(default)]
+    pub remote_write: RemoteWriteSettings,
     #[serde(default)]
     pub cluster: ClusterSettings,
 }
@@ -525,6 +535,9 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
         }
     }
     out.extend(cluster::validate(&c.cluster));
+    for (path, message) in push::validate(&c.push, &c.remote_write) {
+        out.push((path.into_iter().map(k).collect(), message));
+    }
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {
         out.push((

@@ -2,9 +2,11 @@
 //! `prometheus.collector` layout, host batches its `system.*` layout, so
 //! existing Kibana dashboards and saved searches keep working.
 
+pub mod kubernetes;
 mod system;
 
-use crate::model::{Document, SampleBatch, SourceKind};
+use crate::metadata::MetadataCache;
+use crate::model::{Document, SampleBatch, SourceKind, Target};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,6 +26,8 @@ pub struct EcsContext {
     pub namespace: String,
     /// Prometheus `external_labels`, sent as ECS `labels.*`.
     pub external_labels: BTreeMap<String, String>,
+    /// Pod metadata for `kubernetes.*`; `None` off-cluster.
+    pub metadata: Option<MetadataCache>,
 }
 
 impl EcsContext {
@@ -43,6 +47,33 @@ impl EcsContext {
             host_name,
             namespace,
             external_labels,
+            metadata: None,
+        }
+    }
+
+    /// Adds `kubernetes.*` (and ECS `container.*`) for the pod behind a
+    /// scraped target: by the pod UID discovery reported, else by the
+    /// target's IP (a pod scraped through a static or file_sd target).
+    fn add_kubernetes(&self, doc: &mut Map<String, Value>, target: &Target) {
+        let Some(cache) = &self.metadata else {
+            return;
+        };
+        let meta = match &target.pod {
+            Some(p) => cache.by_uid(&p.uid),
+            None => host_of(&target.instance).and_then(|ip| cache.by_ip(ip)),
+        };
+        let Some(meta) = meta else {
+            return;
+        };
+        let container = target
+            .pod
+            .as_ref()
+            .and_then(|p| p.container.as_deref())
+            .and_then(|name| meta.containers.iter().find(|c| c.name == name));
+        let (k, c) = kubernetes::pod_fields(&meta, container);
+        doc.insert("kubernetes".into(), k);
+        if let Some(c) = c {
+            doc.insert("container".into(), c);
         }
     }
 
@@ -107,6 +138,12 @@ pub fn batch_documents(
     match batch.kind {
         SourceKind::Scrape => prometheus_documents(ctx, batch, batch.interval),
         SourceKind::Host => host.documents(ctx, batch, batch.interval),
+        SourceKind::Push => {
+            prometheus_documents_as(ctx, batch, batch.interval, PrometheusLayout::PUSH)
+        }
+        SourceKind::RemoteWrite => {
+            prometheus_documents_as(ctx, batch, batch.interval, PrometheusLayout::REMOTE_WRITE)
+        }
     }
 }
 
@@ -123,7 +160,53 @@ pub fn prometheus_documents(
     batch: &SampleBatch,
     period: Duration,
 ) -> Vec<Document> {
-    const DATASET: &str = "prometheus.collector";
+    prometheus_documents_as(ctx, batch, period, PrometheusLayout::COLLECTOR)
+}
+
+/// What differs between metricbeat's Prometheus metricsets: the dataset,
+/// the metricset name and `service.type`.
+#[derive(Clone, Copy, Debug)]
+pub struct PrometheusLayout {
+    pub dataset: &'static str,
+    pub metricset: &'static str,
+    pub service_type: &'static str,
+    /// Put the metric names into the document id. Remote-write senders
+    /// split one scrape's samples over several requests, so two documents
+    /// for the same label set and timestamp may hold different metrics;
+    /// without the names they would share an id and the second would be
+    /// taken for a duplicate.
+    pub names_in_id: bool,
+}
+
+impl PrometheusLayout {
+    pub const COLLECTOR: Self = PrometheusLayout {
+        dataset: "prometheus.collector",
+        metricset: "collector",
+        service_type: "prometheus",
+        names_in_id: false,
+    };
+    /// Pushed groups keep the collector layout, so dashboards built on
+    /// scraped data show them; `service.type` tells them apart.
+    pub const PUSH: Self = PrometheusLayout {
+        service_type: "pushgateway",
+        ..Self::COLLECTOR
+    };
+    pub const REMOTE_WRITE: Self = PrometheusLayout {
+        dataset: "prometheus.remote_write",
+        metricset: "remote_write",
+        service_type: "prometheus",
+        names_in_id: true,
+    };
+}
+
+/// [`prometheus_documents`] in the given layout.
+pub fn prometheus_documents_as(
+    ctx: &EcsContext,
+    batch: &SampleBatch,
+    period: Duration,
+    layout: PrometheusLayout,
+) -> Vec<Document> {
+    let dataset = layout.dataset;
     // Finite samples grouped by label set (stable: a later sample of the
     // same name and labels wins, as a map insert did).
     let mut order: Vec<&crate::model::Sample> = batch
@@ -132,25 +215,26 @@ pub fn prometheus_documents(
         .filter(|s| s.value.is_finite())
         .collect();
     order.sort_by(|a, b| a.labels.cmp(&b.labels));
-    let base = ctx.base(
+    let mut base = ctx.base(
         batch.timestamp_ms,
-        DATASET,
+        dataset,
         "prometheus",
-        "collector",
+        layout.metricset,
         batch.duration,
         period,
     );
+    ctx.add_kubernetes(&mut base, &batch.target);
     let mut head = serde_json::to_vec(&Value::Object(base)).expect("serializes");
     head.pop(); // the closing brace
     head.extend_from_slice(b",\"prometheus\":{\"labels\":{");
     let mut tail = b"},\"service\":".to_vec();
     serde_json::to_writer(
         &mut tail,
-        &json!({"type": "prometheus", "address": batch.target.instance}),
+        &json!({"type": layout.service_type, "address": batch.target.instance}),
     )
     .expect("serializes");
     tail.push(b'}');
-    let index = format!("metrics-{DATASET}-{}", ctx.namespace);
+    let index = format!("metrics-{dataset}-{}", ctx.namespace);
     let mut identity = String::new();
     let mut metrics: Vec<(&str, f64)> = Vec::new();
     let mut out = Vec::new();
@@ -190,14 +274,20 @@ pub fn prometheus_documents(
         identity.clear();
         use std::fmt::Write as _;
         let _ = write!(identity, "{}", first.labels);
+        if layout.names_in_id {
+            for (name, _) in &metrics {
+                identity.push('\u{1}');
+                identity.push_str(name);
+            }
+        }
         out.push(Document {
             id: document_id(
-                DATASET,
+                dataset,
                 &[&batch.target.job, &batch.target.instance, &identity],
                 batch.timestamp_ms,
             ),
             index: index.clone(),
-            dataset: DATASET,
+            dataset,
             json,
         });
     }
@@ -249,3 +339,11 @@ pub fn format_timestamp(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The host of `host:port` or `[v6]:port`.
+fn host_of(instance: &str) -> Option<&str> {
+    if let Some(rest) = instance.strip_prefix('[') {
+        return rest.split_once(']').map(|(h, _)| h);
+    }
+    Some(instance.rsplit_once(':').map_or(instance, |(h, _)| h))
+}

@@ -27,6 +27,7 @@ fn batch(kind: SourceKind, samples: Vec<Sample>) -> SampleBatch {
             instance: "127.0.0.1:9100".into(),
             url: "http://127.0.0.1:9100/metrics".into(),
             labels: Labels::new(),
+            pod: None,
         },
         timestamp_ms: 1_551_427_534_853,
         duration: Duration::from_micros(115),

@@ -125,6 +125,15 @@ pub struct MetadataCache {
     synced: Arc<AtomicBool>,
 }
 
+impl std::fmt::Debug for MetadataCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataCache")
+            .field("pods", &self.by_uid.entry_count())
+            .field("synced", &self.is_synced())
+            .finish()
+    }
+}
+
 impl Default for MetadataCache {
     fn default() -> Self {
         MetadataCache::new(DEFAULT_DELETED_GRACE)

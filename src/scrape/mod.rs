@@ -41,6 +41,12 @@ pub struct ScrapeManager {
     /// Seeds the per-target offsets (Prometheus uses external labels and
     /// the host name), so two gateways spread their load differently.
     pub offset_seed: u64,
+    /// `/-/ready` waits for each job's first Kubernetes lists.
+    pub readiness: Arc<crate::readiness::Readiness>,
+    /// Whether an API server is there when a `kubernetes_sd_configs` entry
+    /// names none itself (`kubernetes.enabled`). Without one such entries
+    /// are skipped, so the default config's pod jobs are inert off-cluster.
+    pub kubernetes_available: bool,
 }
 
 impl ScrapeManager {
@@ -66,14 +72,42 @@ impl ScrapeManager {
                 drop(tx);
             }
             let (k8s_tx, k8s_rx) = watch::channel(Vec::new());
-            if !sc.kubernetes_sd_configs.is_empty() {
-                jobs.spawn(discovery::kubernetes::run_all(
-                    sc.kubernetes_sd_configs.clone(),
-                    k8s_tx,
-                ));
-            } else {
-                drop(k8s_tx);
+            let k8s: Vec<_> = sc
+                .kubernetes_sd_configs
+                .iter()
+                .filter(|k| {
+                    self.kubernetes_available
+                        || k.api_server.is_some()
+                        || k.kubeconfig_file.is_some()
+                })
+                .map(|k| {
+                    let mut k = k.clone();
+                    if k.api_server.is_none() && k.kubeconfig_file.is_none() {
+                        k.kubeconfig_file = self.config.kubernetes.kubeconfig_file.clone();
+                    }
+                    if k.node_name.is_none() {
+                        k.node_name = self.config.kubernetes.node_name.clone();
+                    }
+                    k
+                })
+                .collect();
+            if k8s.len() < sc.kubernetes_sd_configs.len() {
+                tracing::info!(
+                    job = %sc.job_name,
+                    skipped = sc.kubernetes_sd_configs.len() - k8s.len(),
+                    "kubernetes_sd_configs skipped: no Kubernetes API server (not in a pod, no kubeconfig; see kubernetes.enabled)"
+                );
             }
+            let k8s_synced = if k8s.is_empty() {
+                drop(k8s_tx);
+                None
+            } else {
+                jobs.spawn(discovery::kubernetes::run_all(k8s, k8s_tx));
+                Some(
+                    self.readiness
+                        .wait_for(format!("the first Kubernetes lists of job {}", sc.job_name)),
+                )
+            };
             jobs.spawn(run_job(
                 job,
                 self.config.clone(),
@@ -84,6 +118,7 @@ impl ScrapeManager {
                 self.registry.clone(),
                 self.shutdown.clone(),
                 self.offset_seed,
+                k8s_synced,
             ));
         }
         Ok(jobs)
@@ -102,12 +137,14 @@ async fn run_job(
     registry: Arc<TargetRegistry>,
     mut shutdown: watch::Receiver<bool>,
     offset_seed: u64,
+    mut k8s_synced: Option<crate::readiness::Pending>,
 ) {
     let static_groups = discovery::static_groups(&job.config);
     let mut running: HashMap<u64, watch::Sender<bool>> = HashMap::new();
     let mut loops = JoinSet::new();
     let mut file_sd_open = !job.config.file_sd_configs.is_empty();
-    let mut k8s_open = !job.config.kubernetes_sd_configs.is_empty();
+    let mut k8s_open = k8s_synced.is_some();
+    let mut k8s_listed = false;
     loop {
         let groups: Vec<TargetGroup> = static_groups
             .iter()
@@ -158,6 +195,11 @@ async fn run_job(
             loops.spawn(l.run());
             running.insert(key, removed_tx);
         }
+        // The first value from discovery comes once everything is listed;
+        // its targets are registered just above.
+        if k8s_listed {
+            drop(k8s_synced.take());
+        }
         tokio::select! {
             changed = file_groups.changed(), if file_sd_open => {
                 if changed.is_err() {
@@ -167,6 +209,8 @@ async fn run_job(
             changed = k8s_groups.changed(), if k8s_open => {
                 if changed.is_err() {
                     k8s_open = false;
+                } else {
+                    k8s_listed = true;
                 }
             }
             _ = shutdown.changed() => break,
@@ -189,7 +233,20 @@ fn resolve_all(
             match discovery::resolve(config, sc, g, t) {
                 Resolution::Active(r) => {
                     let key = series_hash(&r.url, &r.labels);
-                    wanted.entry(key).or_insert(r);
+                    // Identical targets collapse into one, as in Prometheus.
+                    // The pod role makes one per container port; keep the
+                    // one whose port is the scraped one, so documents name
+                    // the right container.
+                    match wanted.entry(key) {
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(r);
+                        }
+                        std::collections::hash_map::Entry::Occupied(mut o) => {
+                            if !scrapes_own_port(o.get()) && scrapes_own_port(&r) {
+                                o.insert(r);
+                            }
+                        }
+                    }
                 }
                 Resolution::Dropped(l) => dropped.push(l),
                 Resolution::Invalid(l, why) => {
@@ -200,6 +257,12 @@ fn resolve_all(
         }
     }
     (wanted, dropped)
+}
+
+fn scrapes_own_port(t: &ResolvedTarget) -> bool {
+    t.discovered
+        .get("__meta_kubernetes_pod_container_port_number")
+        .is_some_and(|p| t.instance.rsplit_once(':').map(|(_, s)| s) == Some(p))
 }
 
 /// Prometheus's `honor_labels: false`: a label the target also sets is

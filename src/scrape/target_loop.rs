@@ -7,7 +7,7 @@ use crate::discovery::ResolvedTarget;
 use crate::discovery::relabel;
 use crate::exposition::{SampleRef, StreamParser};
 use crate::model::{
-    Labels, MetricType, Sample, SampleBatch, SourceKind, Target, now_ms, stale_nan,
+    Labels, MetricType, PodRef, Sample, SampleBatch, SourceKind, Target, now_ms, stale_nan,
 };
 use crate::selfmetrics::SelfMetrics;
 use std::collections::{BTreeMap, HashMap};
@@ -183,7 +183,28 @@ impl TargetLoop {
             instance: self.target.instance.clone(),
             url: self.target.url.clone(),
             labels: self.target.labels.clone(),
+            pod: self
+                .target
+                .discovered
+                .get("__meta_kubernetes_pod_uid")
+                .map(|uid| PodRef {
+                    uid: uid.to_owned(),
+                    container: self.scraped_container().map(str::to_owned),
+                }),
         }
+    }
+
+    /// The container whose port is scraped. The pod role makes a target
+    /// per container port; when relabeling points them all at one port
+    /// (`prometheus.io/port`), the one kept may name another container.
+    fn scraped_container(&self) -> Option<&str> {
+        super::scrapes_own_port(&self.target)
+            .then(|| {
+                self.target
+                    .discovered
+                    .get("__meta_kubernetes_pod_container_name")
+            })
+            .flatten()
     }
 
     /// The target is gone: every series it had ends now.

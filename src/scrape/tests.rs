@@ -67,6 +67,8 @@ async fn start(yaml: &str) -> Running {
         registry: registry.clone(),
         shutdown,
         offset_seed: 0,
+        readiness: crate::readiness::Readiness::new(),
+        kubernetes_available: false,
     };
     let jobs = m.run().await.unwrap();
     Running {

@@ -34,6 +34,7 @@ pub mod fake_k8s;
 pub mod fault_proxy;
 pub mod helm;
 pub mod prometheus_peers;
+pub mod push_peers;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -173,6 +174,12 @@ pub fn kubegate_on_default(addr: &str, data_dir: &Path) -> ChildBuilder {
         .env("KUBEGATE_LISTEN_ADDRESS", addr)
         .env("KUBEGATE_SELF_TARGET", addr)
         .env("KUBEGATE_DATA_DIR", data_dir)
+        // Hermetic: a kubeconfig on the developer's machine must not turn
+        // the default config's Kubernetes jobs on.
+        .env("HOME", data_dir)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("NODE_NAME")
 }
 
 pub fn kubegate_bin() -> PathBuf {

@@ -59,9 +59,12 @@ pub fn start_pushgateway() -> Peer {
         key: "PUSHGATEWAY",
         ready_path: "/-/ready",
         make: |port, _dir| {
-            let args = vec![OsString::from(format!(
-                "--web.listen-address=127.0.0.1:{port}"
-            ))];
+            // Debian's build defaults to /var/lib/prometheus/pushgateway.data,
+            // which every instance on the machine would share: empty = memory.
+            let args = vec![
+                OsString::from(format!("--web.listen-address=127.0.0.1:{port}")),
+                OsString::from("--persistence.file="),
+            ];
             (args, listening_marker(port))
         },
     })

@@ -187,13 +187,22 @@ impl KubernetesSdConfig {
 /// The client a config asks for: `api_server` (plain, no credentials),
 /// `kubeconfig_file`, or kube's default (in-cluster, then `KUBECONFIG`).
 pub async fn client_for(cfg: &KubernetesSdConfig) -> Result<kube::Client, Error> {
-    let config = if let Some(url) = &cfg.api_server {
+    client_with(cfg.api_server.as_ref(), cfg.kubeconfig_file.as_deref()).await
+}
+
+/// A client for `api_server` (plain, no credentials), else `kubeconfig`,
+/// else kube's default (in-cluster, then `KUBECONFIG`).
+pub async fn client_with(
+    api_server: Option<&url::Url>,
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<kube::Client, Error> {
+    let config = if let Some(url) = api_server {
         let uri = url
             .as_str()
             .parse()
             .map_err(|e| Error::Config(format!("api_server {url}: {e}")))?;
         kube::Config::new(uri)
-    } else if let Some(path) = &cfg.kubeconfig_file {
+    } else if let Some(path) = kubeconfig {
         let kubeconfig = kube::config::Kubeconfig::read_from(path)
             .map_err(|e| Error::Config(crate::error_chain(&e)))?;
         kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
