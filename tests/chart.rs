@@ -538,16 +538,12 @@ fn dockerfile_is_hadolint_clean() {
 /// check them.
 #[test]
 fn pending_sections_render_when_switched_on() {
-    let docs = documents(&render(
-        "pending sections",
-        &sets(&[
-            "cluster.enabled=true",
+    let with = |cluster: bool| {
+        let mut values = vec![
             "beats.enabled=true",
-            "beats.logMetrics[0].name=errors_total",
-            "beats.logMetrics[0].field=message",
-            "beats.logMetrics[0].contains=ERROR",
-            "push.enabled=true",
-            "remoteWrite[0].url=https://mimir.example:9009/api/v1/push",
+            "beats.logMetrics.patterns[0].name=errors",
+            "beats.logMetrics.patterns[0].contains=ERROR",
+            "beats.extraConfig.max_connections=64",
             "rules.enabled=true",
             "rules.groups[0].name=node",
             "rules.groups[0].rules[0].record=job:up:sum",
@@ -556,61 +552,111 @@ fn pending_sections_render_when_switched_on() {
             "tsdb.enabled=true",
             "renderSections.beats=true",
             "renderSections.logMetrics=true",
-            "renderSections.push=true",
-            "renderSections.remoteWrite=true",
             "renderSections.rules=true",
             "renderSections.tsdb=true",
-            "renderSections.kubernetes=true",
-        ]),
-    ));
-    let config = |name: &str| -> Value {
-        let text = find(&docs, "ConfigMap", name).unwrap()["data"]["kubegate.yaml"]
+        ];
+        if cluster {
+            values.push("cluster.enabled=true");
+        }
+        documents(&render("pending sections", &sets(&values)))
+    };
+    let config = |docs: &[Value], name: &str| -> Value {
+        let text = find(docs, "ConfigMap", name).unwrap()["data"]["kubegate.yaml"]
             .as_str()
             .unwrap()
             .to_owned();
         serde_saphyr::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"))
     };
-    let node = config("kubegate");
+    let docs = with(true);
+    let node = config(&docs, "kubegate");
     assert_eq!(node["beats"]["listen_address"], "0.0.0.0:5044");
-    assert_eq!(node["log_metrics"][0]["contains"], "ERROR");
-    assert_eq!(node["kubernetes"]["node_name"], "${NODE_NAME}");
-    assert!(
-        node["scrape_configs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|j| j["job_name"] != "kubernetes-pods"),
-        "the kubernetes: section replaces the relabeling job"
-    );
-    assert_eq!(
-        node["remote_write"][0]["url"],
-        "https://mimir.example:9009/api/v1/push"
-    );
-    assert!(node["push"].is_object());
+    assert_eq!(node["beats"]["max_connections"], 64);
+    assert_eq!(node["log_metrics"]["patterns"][0]["contains"], "ERROR");
+    assert_eq!(node["log_metrics"]["interval"], "15s");
     assert_eq!(node["tsdb"]["retention"], "2h");
+    assert!(node["tsdb"].get("enabled").is_none());
     assert!(
         node.get("rule_files").is_none(),
         "rules run on the cluster instance"
     );
-    let cluster = config("kubegate-cluster");
+    let cluster = config(&docs, "kubegate-cluster");
+    assert!(cluster.get("beats").is_none());
     assert_eq!(cluster["rule_files"][0], "/etc/kubegate/rules/*.yaml");
     assert_eq!(
         cluster["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0],
         "alertmanager:9093"
     );
     assert_eq!(cluster["global"]["evaluation_interval"], "1m");
-    let rules = find(&docs, "ConfigMap", "kubegate-cluster-rules").expect("rules ConfigMap");
+    let rules = find(&docs, "ConfigMap", "kubegate-rules").expect("rules ConfigMap");
     let groups: Value =
         serde_saphyr::from_str(rules["data"]["rules.yaml"].as_str().unwrap()).unwrap();
     assert_eq!(groups["groups"][0]["rules"][0]["expr"], "sum by (job) (up)");
-    let deploy = find(&docs, "Deployment", "kubegate-cluster").unwrap();
-    let mounts = &deploy["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
-    assert!(
-        mounts
+    let mounts = |kind: &str, name: &str| -> bool {
+        find(&docs, kind, name).unwrap()["spec"]["template"]["spec"]["containers"][0]
+            ["volumeMounts"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["mountPath"] == "/etc/kubegate/rules"),
-        "{mounts}"
+            .any(|m| m["mountPath"] == "/etc/kubegate/rules")
+    };
+    assert!(mounts("Deployment", "kubegate-cluster"));
+    assert!(!mounts("DaemonSet", "kubegate"));
+    // Without a cluster instance the node instances evaluate the rules.
+    let docs = with(false);
+    assert_eq!(
+        config(&docs, "kubegate")["rule_files"][0],
+        "/etc/kubegate/rules/*.yaml"
     );
+    let ds = find(&docs, "DaemonSet", "kubegate").unwrap();
+    assert!(
+        ds["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"] == "kubegate-rules")
+    );
+}
+
+/// kube-state-metrics is read once: by the cluster instance when there is
+/// one, else by the node instance on its node; push and remote-write are
+/// node-local.
+#[test]
+fn kube_state_metrics_and_push_go_to_one_instance() {
+    let jobs = |c: &Value| -> Vec<String> {
+        c["scrape_configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["job_name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let config = |docs: &[Value], name: &str| -> Value {
+        serde_saphyr::from_str(
+            find(docs, "ConfigMap", name).unwrap()["data"]["kubegate.yaml"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let docs = documents(&render("defaults", &[]));
+    let node = config(&docs, "kubegate");
+    assert!(jobs(&node).contains(&"kube-state-metrics".to_owned()));
+    let ksm = node["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_name"] == "kube-state-metrics")
+        .unwrap();
+    assert!(ksm.to_string().contains("${NODE_NAME}"), "{ksm}");
+    assert_eq!(node["push"]["enabled"], true);
+    assert_eq!(node["remote_write"]["enabled"], true);
+    assert_eq!(node["kubernetes"]["enabled"], true);
+
+    let docs = documents(&render("cluster", &sets(&["cluster.enabled=true"])));
+    assert!(!jobs(&config(&docs, "kubegate")).contains(&"kube-state-metrics".to_owned()));
+    let cluster = config(&docs, "kubegate-cluster");
+    assert!(jobs(&cluster).contains(&"kube-state-metrics".to_owned()));
+    assert_eq!(cluster["push"]["enabled"], false);
+    assert_eq!(cluster["remote_write"]["enabled"], false);
+    assert_eq!(cluster["host_metrics"]["enabled"], false);
 }

@@ -98,7 +98,7 @@ fn the_charts_configs_scrape_node_local_pods_and_kube_state_metrics() {
             "config.scrapeInterval=1s",
             "config.scrapeTimeout=500ms",
             "config.logFormat=text",
-            "cluster.kubeStateMetrics.scrapeInterval=1s",
+            "kubeStateMetrics.scrapeInterval=1s",
             "cluster.leaderElection.leaseDuration=4s",
             "cluster.leaderElection.renewDeadline=2s",
             "cluster.leaderElection.retryPeriod=500ms",
@@ -148,7 +148,7 @@ fn the_charts_configs_scrape_node_local_pods_and_kube_state_metrics() {
     assert_eq!(labels["job"], "kubernetes-pods");
     assert_eq!(labels["namespace"], "shop");
     assert_eq!(labels["pod"], "checkout");
-    assert_eq!(labels["container"], "main");
+    assert_eq!(labels["node"], "node-1");
     assert_eq!(labels["app"], "checkout", "pod labels are mapped");
     assert_eq!(labels["instance"], format!("127.0.0.1:{here}"));
     // Only this node's pods are even listed.
@@ -205,4 +205,82 @@ fn the_charts_configs_scrape_node_local_pods_and_kube_state_metrics() {
     assert!(documents_with(&node_file, "kube_pod_info").is_empty());
     node.terminate_ok(Duration::from_secs(30));
     cluster.terminate_ok(Duration::from_secs(30));
+}
+
+/// Without a cluster instance, kube-state-metrics is scraped by the node
+/// instance on its own node only; documents from pods carry the metadata
+/// cache's `kubernetes.*` fields; both instances become ready once their
+/// first lists are in.
+#[test]
+fn without_a_cluster_instance_kube_state_metrics_is_read_on_its_own_node() {
+    let fake = FakeK8s::start();
+    let ksm = target("kube_deployment_created{namespace=\"shop\",deployment=\"checkout\"} 1\n");
+    let here = target("orders_total 7\n");
+    fake.add(&annotated_pod("checkout", "node-1", here));
+    fake.add(
+        &serde_json::from_value::<EndpointSlice>(json!({
+            "metadata": {"name": "ksm-x1", "namespace": "kube-system",
+                         "labels": {"kubernetes.io/service-name": "kube-state-metrics",
+                                    "app.kubernetes.io/name": "kube-state-metrics"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}, "nodeName": "node-2"}],
+            "ports": [{"name": "http-metrics", "port": ksm, "protocol": "TCP"}]
+        }))
+        .unwrap(),
+    );
+    let docs = documents(&render(
+        "no cluster",
+        &sets(&[
+            "config.scrapeInterval=1s",
+            "config.scrapeTimeout=500ms",
+            "config.logFormat=text",
+            "kubeStateMetrics.scrapeInterval=1s",
+        ]),
+    ));
+    let mut instances = Vec::new();
+    for node in ["node-1", "node-2"] {
+        let port = free_port();
+        let b = Child::kubegate();
+        let dir = b.dir().to_owned();
+        std::fs::write(
+            dir.join("node.yaml"),
+            config_of(&docs, "kubegate", port, &dir),
+        )
+        .unwrap();
+        let child = b
+            .args(["run", "--config", "node.yaml"])
+            .env("KUBECONFIG", fake.kubeconfig_path())
+            .env("NODE_NAME", node)
+            .env("POD_NAME", format!("kubegate-{node}"))
+            .env("POD_NAMESPACE", NAMESPACE)
+            .spawn();
+        instances.push((child, port, dir.join("documents/kubegate.ndjson")));
+    }
+    for (child, port, _) in &mut instances {
+        child.wait_http_ok(
+            Duration::from_secs(30),
+            &format!("http://127.0.0.1:{port}/-/ready"),
+        );
+    }
+    let (node2, _, file2) = &mut instances[1];
+    node2.wait_alive(
+        Duration::from_secs(30),
+        "kube-state-metrics on node-2",
+        |_| !documents_with(file2, "kube_deployment_created").is_empty(),
+    );
+    let (node1, _, file1) = &mut instances[0];
+    node1.wait_alive(
+        Duration::from_secs(30),
+        "the pod's samples on node-1",
+        |_| !documents_with(file1, "orders_total").is_empty(),
+    );
+    let doc = &documents_with(file1, "orders_total")[0];
+    assert_eq!(doc["kubernetes"]["pod"]["name"], "checkout", "{doc}");
+    assert_eq!(doc["kubernetes"]["namespace"], "shop", "{doc}");
+    // Several scrape intervals later node-1 still has no kube-state-metrics.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(documents_with(file1, "kube_deployment_created").is_empty());
+    for (child, _, _) in &mut instances {
+        child.terminate_ok(Duration::from_secs(30));
+    }
 }

@@ -62,6 +62,17 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Where the CA file of Elasticsearch's TLS is mounted. */}}
 {{- define "kubegate.esCaDir" -}}/etc/kubegate/es-ca{{- end }}
 
+{{/* Which instance evaluates rules: the cluster one when there is one. */}}
+{{- define "kubegate.rulesMode" -}}
+{{- ternary "cluster" "node" .Values.cluster.enabled }}
+{{- end }}
+
+{{/* Whether instance `mode` mounts and reads the rule files. */}}
+{{- define "kubegate.hasRules" -}}
+{{- $v := .root.Values }}
+{{- if and $v.renderSections.rules $v.rules.enabled (eq .mode (include "kubegate.rulesMode" .root)) }}true{{ end }}
+{{- end }}
+
 {{/*
 The config file of one instance; call with (dict "root" $ "mode" "node"|"cluster").
 Secrets never appear here: they are ${VAR}s the container's env fills.
@@ -69,8 +80,11 @@ Secrets never appear here: they are ${VAR}s the container's env fills.
 {{- define "kubegate.config" -}}
 {{- $v := .root.Values -}}
 {{- $mode := .mode }}
+{{- $node := eq $mode "node" }}
 {{- $es := $v.elasticsearch }}
-{{- $rs := $v.renderSections -}}
+{{- $rs := $v.renderSections }}
+{{- $ksm := $v.kubeStateMetrics }}
+{{- $rules := include "kubegate.hasRules" . -}}
 global:
   scrape_interval: {{ $v.config.scrapeInterval }}
   scrape_timeout: {{ $v.config.scrapeTimeout }}
@@ -79,7 +93,7 @@ global:
   external_labels:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if $rs.rules }}
+  {{- if $rules }}
   evaluation_interval: {{ $v.config.evaluationInterval }}
   {{- end }}
 server:
@@ -88,8 +102,15 @@ server:
   log_format: {{ $v.config.logFormat }}
   log_level: {{ $v.config.logLevel | quote }}
 host_metrics:
-  enabled: {{ and (eq $mode "node") $v.node.hostMetrics }}
-{{- if eq $mode "cluster" }}
+  enabled: {{ and $node $v.node.hostMetrics }}
+# In a pod: not ready until the first lists are in. NODE_NAME (downward
+# API) limits pod discovery and the metadata cache to this node's pods.
+kubernetes:
+  enabled: true
+  metadata:
+    enabled: {{ $v.metadata.enabled }}
+    deleted_grace: {{ $v.metadata.deletedGrace }}
+{{- if not $node }}
 cluster:
   mode: cluster
   lease_name: {{ include "kubegate.leaseName" .root }}
@@ -98,18 +119,19 @@ cluster:
   renew_deadline: {{ $v.cluster.leaderElection.renewDeadline }}
   retry_period: {{ $v.cluster.leaderElection.retryPeriod }}
 {{- end }}
-{{- if and (eq $mode "node") $rs.kubernetes }}
-kubernetes:
-  node_name: ${NODE_NAME}
-{{- end }}
+push:
+  {{- toYaml (merge (dict "enabled" (and $node $v.node.push.enabled)) $v.node.push.extraConfig) | nindent 2 }}
+remote_write:
+  {{- toYaml (merge (dict "enabled" (and $node $v.node.remoteWrite.enabled)) $v.node.remoteWrite.extraConfig) | nindent 2 }}
 scrape_configs:
   - job_name: kubegate
     static_configs:
       - targets: ["127.0.0.1:{{ $v.service.port }}"]
         labels:
           kubegate_mode: {{ $mode }}
-{{- if and (eq $mode "node") $v.node.annotatedPods (not $rs.kubernetes) }}
-  # Pods on this node only: discovery reads NODE_NAME (downward API).
+{{- if and $node $v.node.annotatedPods }}
+  # Pods annotated prometheus.io/scrape: "true", with prometheus.io/port,
+  # /path, /scheme and /param_<name>; this node's only.
   - job_name: kubernetes-pods
     kubernetes_sd_configs:
       - role: pod
@@ -119,7 +141,7 @@ scrape_configs:
         regex: "true"
       - source_labels: [__meta_kubernetes_pod_phase]
         action: drop
-        regex: Pending|Succeeded|Failed
+        regex: Pending|Succeeded|Failed|Completed
       - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scheme]
         action: replace
         regex: (https?)
@@ -128,44 +150,55 @@ scrape_configs:
         action: replace
         regex: (.+)
         target_label: __metrics_path__
-      - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
+      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_port, __meta_kubernetes_pod_ip]
         action: replace
-        regex: ([^:]+)(?::\d+)?;(\d+)
-        replacement: $$1:$$2
+        regex: (\d+);(([A-Fa-f0-9]{1,4}::?){1,7}[A-Fa-f0-9]{1,4})
+        replacement: "[$$2]:$$1"
         target_label: __address__
+      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_port, __meta_kubernetes_pod_ip]
+        action: replace
+        regex: (\d+);((([0-9]+?)(\.|$)){4})
+        replacement: $$2:$$1
+        target_label: __address__
+      - action: labelmap
+        regex: __meta_kubernetes_pod_annotation_prometheus_io_param_(.+)
+        replacement: __param_$$1
       - action: labelmap
         regex: __meta_kubernetes_pod_label_(.+)
       - source_labels: [__meta_kubernetes_namespace]
         target_label: namespace
       - source_labels: [__meta_kubernetes_pod_name]
         target_label: pod
-      - source_labels: [__meta_kubernetes_pod_container_name]
-        target_label: container
+      - source_labels: [__meta_kubernetes_pod_node_name]
+        target_label: node
 {{- end }}
-{{- if and (eq $mode "cluster") $v.cluster.kubeStateMetrics.enabled }}
+{{- if and $ksm.enabled (eq $node (not $v.cluster.enabled)) }}
   - job_name: kube-state-metrics
-    scrape_interval: {{ $v.cluster.kubeStateMetrics.scrapeInterval }}
+    scrape_interval: {{ $ksm.scrapeInterval }}
     honor_labels: true
     kubernetes_sd_configs:
       - role: endpointslice
-        {{- with $v.cluster.kubeStateMetrics.namespaces }}
+        {{- with $ksm.namespaces }}
         namespaces:
           names:
             {{- toYaml . | nindent 12 }}
         {{- end }}
         selectors:
           - role: endpointslice
-            label: {{ $v.cluster.kubeStateMetrics.selector | quote }}
+            label: {{ $ksm.selector | quote }}
     relabel_configs:
       - source_labels: [__meta_kubernetes_endpointslice_port_name]
         action: keep
-        regex: {{ $v.cluster.kubeStateMetrics.portName | quote }}
-      - source_labels: [__meta_kubernetes_namespace]
-        target_label: namespace
-      - source_labels: [__meta_kubernetes_service_name]
-        target_label: service
+        regex: {{ $ksm.portName | quote }}
+      {{- if $node }}
+      # No cluster instance: the node instance on kube-state-metrics' own
+      # node scrapes it, so its series are read once.
+      - source_labels: [__meta_kubernetes_endpointslice_endpoint_node_name]
+        action: keep
+        regex: ${NODE_NAME}
+      {{- end }}
 {{- end }}
-{{- $extra := ternary $v.node.scrapeConfigs $v.cluster.scrapeConfigs (eq $mode "node") }}
+{{- $extra := ternary $v.node.scrapeConfigs $v.cluster.scrapeConfigs $node }}
 {{- with $extra }}
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -206,34 +239,31 @@ output:
   {{- else }}
   sink: file
   {{- end }}
-{{- if and (eq $mode "node") $v.beats.enabled $rs.beats }}
+{{- if and $node $v.beats.enabled $rs.beats }}
 beats:
-  listen_address: "0.0.0.0:{{ $v.beats.port }}"
+  {{- toYaml (merge (dict "listen_address" (printf "0.0.0.0:%d" (int $v.beats.port))) $v.beats.extraConfig) | nindent 2 }}
 {{- end }}
-{{- if and (eq $mode "node") $rs.logMetrics $v.beats.logMetrics }}
+{{- if and $node $rs.logMetrics $v.beats.logMetrics.patterns }}
 log_metrics:
-  {{- toYaml $v.beats.logMetrics | nindent 2 }}
+  interval: {{ $v.beats.logMetrics.interval }}
+  {{- with $v.beats.logMetrics.labels }}
+  labels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  patterns:
+    {{- toYaml $v.beats.logMetrics.patterns | nindent 4 }}
 {{- end }}
-{{- if and $rs.push $v.push.enabled }}
-push:
-  {{- toYaml (omit $v.push "enabled") | nindent 2 }}
-{{- end }}
-{{- if and $rs.remoteWrite $v.remoteWrite }}
-remote_write:
-  {{- toYaml $v.remoteWrite | nindent 2 }}
-{{- end }}
-{{- if and (eq $mode "cluster") $rs.rules $v.rules.enabled }}
+{{- if $rules }}
 rule_files:
   - /etc/kubegate/rules/*.yaml
-{{- with $v.alerting.alertmanagers }}
+{{- with $v.alerting }}
 alerting:
-  alertmanagers:
-    {{- toYaml . | nindent 4 }}
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
 {{- if and $rs.tsdb $v.tsdb.enabled }}
 tsdb:
-  retention: {{ $v.tsdb.retention }}
+  {{- toYaml (omit $v.tsdb "enabled") | nindent 2 }}
 {{- end }}
 {{- end }}
 
@@ -337,7 +367,7 @@ tsdb:
       mountPath: {{ include "kubegate.esCaDir" .root }}
       readOnly: true
     {{- end }}
-    {{- if and (eq .mode "cluster") $v.renderSections.rules $v.rules.enabled }}
+    {{- if include "kubegate.hasRules" . }}
     - name: rules
       mountPath: /etc/kubegate/rules
       readOnly: true
@@ -368,10 +398,10 @@ tsdb:
       - key: {{ $v.elasticsearch.tls.caKey }}
         path: {{ $v.elasticsearch.tls.caKey }}
 {{- end }}
-{{- if and (eq .mode "cluster") $v.renderSections.rules $v.rules.enabled }}
+{{- if include "kubegate.hasRules" . }}
 - name: rules
   configMap:
-    name: {{ include "kubegate.clusterName" .root }}-rules
+    name: {{ include "kubegate.fullname" .root }}-rules
 {{- end }}
 {{- end }}
 
