@@ -660,3 +660,38 @@ fn kube_state_metrics_and_push_go_to_one_instance() {
     assert_eq!(cluster["remote_write"]["enabled"], false);
     assert_eq!(cluster["host_metrics"]["enabled"], false);
 }
+
+/// What `helm install` prints: how to reach the status pages, where to
+/// push, where filebeat sends, who holds the Lease.
+#[test]
+fn notes_tell_how_to_reach_the_status_pages() {
+    let mut args: Vec<String> = [
+        "install",
+        "kg",
+        "--namespace",
+        NAMESPACE,
+        "--dry-run=client",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(chart().display().to_string());
+    args.extend(sets(&["cluster.enabled=true", "beats.enabled=true"]));
+    let out = helm(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let notes = out.stdout.split("NOTES:").nth(1).expect("NOTES");
+    for expected in [
+        "kubectl -n monitoring port-forward daemonset/kg-kubegate 9880:9880",
+        "http://127.0.0.1:9880/targets",
+        "http://kg-kubegate.monitoring.svc:9880/push/metrics/job/<job>",
+        "http://kg-kubegate.monitoring.svc:9880/api/v1/write",
+        "hosts: [\"kg-kubegate.monitoring.svc:5044\"]",
+        "kubectl -n monitoring get lease kg-kubegate-cluster",
+        "No Elasticsearch configured",
+    ] {
+        assert!(
+            notes.contains(expected),
+            "NOTES lack {expected:?}:\n{notes}"
+        );
+    }
+}
