@@ -45,6 +45,7 @@ pub struct Config {
     pub output: Output,
     #[serde(default)]
     pub kubernetes: KubernetesSettings,
+    #[serde(default)]
     pub push: PushSettings,
     #[serde(default)]
     pub remote_write: RemoteWriteSettings,
