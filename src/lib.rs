@@ -9,6 +9,7 @@ pub mod ecs;
 pub mod exposition;
 pub mod hostmetrics;
 pub mod ingest;
+pub mod leader;
 pub mod metadata;
 pub mod model;
 pub mod readiness;

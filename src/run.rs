@@ -4,11 +4,14 @@
 
 use crate::api::{self, ApiState};
 use crate::buffer::{self, BufferConfig, BufferMetrics, FsyncPolicy, Pushed, WhenFull};
-use crate::config::{ApiAccess, BufferKind, Config, FsyncSetting, SinkKind, WhenFullSetting};
+use crate::config::{
+    ApiAccess, BufferKind, ClusterMode, Config, FsyncSetting, SinkKind, WhenFullSetting,
+};
 use crate::ecs::{self, EcsContext, HostDocuments};
 use crate::hostmetrics::HostCollector;
-use crate::metadata::MetadataCache;
 use crate::ingest::push::{self, PushMetrics, PushService};
+use crate::leader;
+use crate::metadata::MetadataCache;
 use crate::model::{Labels, SampleBatch, SourceKind, Target, now_ms};
 use crate::readiness::{Pending, Readiness};
 use crate::scrape;
@@ -34,6 +37,8 @@ pub enum RunError {
     Scrape(#[from] scrape::JobError),
     #[error(transparent)]
     Push(#[from] push::ServiceError),
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("shutdown grace period of {0:?} ran out; {1} record(s) in the memory buffer were lost")]
@@ -127,19 +132,53 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let pipeline_task = tokio::spawn(pipeline(ctx, batch_rx, writer, metrics.clone()));
 
     let cfg = Arc::new(cfg);
-    let manager = scrape::ScrapeManager {
-        config: cfg.clone(),
-        out: batch_tx.clone(),
-        metrics: metrics.clone(),
-        registry: state.targets.clone(),
-        shutdown: stop_rx.clone(),
-        offset_seed: xxhash_rust::xxh3::xxh3_64(
-            format!("{host_name}{:?}", cfg.global.external_labels).as_bytes(),
-        ),
-        readiness: readiness.clone(),
-        kubernetes_available: k8s_access != ApiAccess::None,
+    let offset_seed = xxhash_rust::xxh3::xxh3_64(
+        format!("{host_name}{:?}", cfg.global.external_labels).as_bytes(),
+    );
+    let manager = {
+        let (cfg, out, metrics) = (cfg.clone(), batch_tx.clone(), metrics.clone());
+        let registry = state.targets.clone();
+        let readiness = readiness.clone();
+        let kubernetes_available = k8s_access != ApiAccess::None;
+        // Owns a sender of the pipeline: must be dropped (or moved into
+        // the gate) before shutdown waits for the pipeline to end.
+        move |shutdown| scrape::ScrapeManager {
+            config: cfg.clone(),
+            out: out.clone(),
+            metrics: metrics.clone(),
+            registry: registry.clone(),
+            shutdown,
+            offset_seed,
+            readiness: readiness.clone(),
+            kubernetes_available,
+        }
     };
-    let mut producers = manager.run().await?;
+    // --- cluster mode: scrape only while holding the Lease ---------------
+    let mut leadership = None;
+    let mut producers = if cfg.cluster.mode == ClusterMode::Cluster {
+        let l = leader::start(&cfg.cluster, metrics.registry()).await?;
+        let mut gated = tokio::task::JoinSet::new();
+        gated.spawn(leader::while_leading(
+            l.leading.clone(),
+            stop_rx.clone(),
+            move |term| {
+                let m = manager(term);
+                async move {
+                    m.run().await.unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "cannot start scraping");
+                        tokio::task::JoinSet::new()
+                    })
+                }
+            },
+        ));
+        leadership = Some(l);
+        gated
+    } else {
+        let jobs = manager(stop_rx.clone()).run().await?;
+        drop(manager);
+        jobs
+    };
+    // --- end cluster mode -------------------------------------------------
     if cfg.host_metrics.enabled {
         producers.spawn(host_loop(
             host_name,
@@ -167,6 +206,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     // Producers stop at once; the pipeline then closes the buffer's writer,
     // and the sink drains until the buffer is empty or the deadline passes.
     while producers.join_next().await.is_some() {}
+    if let Some(l) = leadership {
+        l.shutdown().await;
+    }
     let _ = pipeline_task.await;
     let drained =
         tokio::time::timeout_at((until + Duration::from_millis(500)).into(), sink_task).await;

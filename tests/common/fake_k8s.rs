@@ -44,6 +44,7 @@ use tokio::sync::watch;
 mod http;
 mod selectors;
 mod stream;
+mod write;
 
 /// The token the kubeconfig's user presents (`Authorization: Bearer ...`).
 pub const TOKEN: &str = "fake-token";
@@ -160,6 +161,7 @@ struct State {
     next_continuation: u64,
     expired_sent: usize,
     bookmarks_sent: usize,
+    write_faults: write::WriteFaults,
 }
 
 struct Shared {
@@ -421,6 +423,33 @@ impl FakeK8s {
             }
         }
         self.shared.notify();
+    }
+
+    /// Answer the next `n` PUTs with 409 Conflict, whatever their
+    /// resourceVersion.
+    pub fn conflict_next_updates(&self, n: usize) {
+        self.shared.lock().write_faults.conflicts = n;
+    }
+
+    /// The stored object, as a client would get it.
+    pub fn get_json(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let key = (
+            ResKey {
+                group: group.into(),
+                version: version.into(),
+                plural: plural.into(),
+            },
+            namespace.to_owned(),
+            name.to_owned(),
+        );
+        self.shared.lock().objects.get(&key).cloned()
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {

@@ -32,6 +32,7 @@
 pub mod ecs_fields;
 pub mod fake_k8s;
 pub mod fault_proxy;
+pub mod helm;
 pub mod prometheus_peers;
 pub mod push_peers;
 

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -39,10 +39,20 @@ pub(super) fn serve(
             };
             let shared = shared.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(handle(&shared, req)) }
-                });
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let shared = shared.clone();
+                        async move {
+                            // Writes carry a body; reads an empty one.
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            Ok::<_, Infallible>(handle(&shared, Request::from_parts(parts, body)))
+                        }
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
@@ -119,7 +129,7 @@ pub(super) fn parse_path(path: &str) -> Option<ParsedPath<'_>> {
     })
 }
 
-fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+fn handle(shared: &Arc<Shared>, req: Request<Bytes>) -> Response<Body> {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -163,8 +173,9 @@ fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             "the server could not find the requested resource",
         )
     };
-    if recorded.method != "GET" {
-        return failure(405, "MethodNotAllowed", "the fake serves only GET");
+    let method = recorded.method.as_str();
+    if !matches!(method, "GET" | "POST" | "PUT") {
+        return failure(405, "MethodNotAllowed", "the fake serves GET, POST and PUT");
     }
     let Some(p) = parse_path(&recorded.path) else {
         return not_found();
@@ -188,7 +199,11 @@ fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     }
     let watch = recorded.is_watch();
     if st.forbidden.contains(plural) {
-        let verb = if watch {
+        let verb = if method == "POST" {
+            "create"
+        } else if method == "PUT" {
+            "update"
+        } else if watch {
             "watch"
         } else if name.is_some() {
             "get"
@@ -204,6 +219,17 @@ fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             p.group
         );
         return failure(403, "Forbidden", &msg);
+    }
+    if method != "GET" {
+        if (method == "POST") != name.is_none() {
+            return failure(405, "MethodNotAllowed", "POST a collection, PUT an object");
+        }
+        let written = st.write_request(method, res, &info, namespace, name, req.body());
+        drop(st);
+        if written.changed {
+            shared.notify();
+        }
+        return written.response;
     }
     let meta_only = recorded
         .accept
