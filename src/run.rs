@@ -137,7 +137,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     );
     let manager = {
         let (cfg, out, metrics) = (cfg.clone(), batch_tx.clone(), metrics.clone());
-        let (registry, readiness) = (state.targets.clone(), readiness.clone());
+        let registry = state.targets.clone();
+        let readiness = readiness.clone();
         let kubernetes_available = k8s_access != ApiAccess::None;
         // Owns a sender of the pipeline: must be dropped (or moved into
         // the gate) before shutdown waits for the pipeline to end.

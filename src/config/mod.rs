@@ -30,28 +30,18 @@ use tree::{Node, Step};
 /// `config/kubegate.yaml`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/kubegate.yaml");
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
-    #[serde(default)]
     pub global: Global,
-    #[serde(default)]
     pub server: Server,
-    #[serde(default)]
     pub host_metrics: HostMetrics,
-    #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
-    #[serde(default)]
     pub buffer: BufferSettings,
-    #[serde(default)]
     pub output: Output,
-    #[serde(default)]
     pub kubernetes: KubernetesSettings,
-    #[serde(default)]
     pub push: PushSettings,
-    #[serde(default)]
     pub remote_write: RemoteWriteSettings,
-    #[serde(default)]
     pub cluster: ClusterSettings,
 }
 
@@ -534,10 +524,10 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
             }
         }
     }
-    out.extend(cluster::validate(&c.cluster));
     for (path, message) in push::validate(&c.push, &c.remote_write) {
         out.push((path.into_iter().map(k).collect(), message));
     }
+    out.extend(cluster::validate(&c.cluster));
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {
         out.push((

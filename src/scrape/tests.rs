@@ -323,7 +323,14 @@ async fn a_large_scrape_streams_in_parts_with_distinct_part_numbers() {
         .map(|i| format!("m{{i=\"{i}\"}} {i}\n"))
         .collect();
     let f = fixture(&body);
-    let mut r = start(&job(f.port, "")).await;
+    // A generous timeout: a debug build on a loaded machine can take more
+    // than the usual 90 ms over 12,000 lines, and a timed-out scrape ends
+    // in a short failure batch instead of its parts.
+    let cfg = job(f.port, "").replace(
+        "scrape_interval: 100ms, scrape_timeout: 90ms",
+        "scrape_interval: 5s, scrape_timeout: 4s",
+    );
+    let mut r = start(&cfg).await;
     let mut parts = Vec::new();
     let mut total = 0;
     loop {
@@ -333,7 +340,8 @@ async fn a_large_scrape_streams_in_parts_with_distinct_part_numbers() {
             .unwrap();
         parts.push(b.part);
         total += b.samples.iter().filter(|s| s.name == "m").count();
-        if b.samples.iter().any(|s| s.name == "up") {
+        if let Some(up) = b.samples.iter().find(|s| s.name == "up") {
+            assert_eq!(up.value, 1.0, "the scrape failed");
             break;
         }
     }
