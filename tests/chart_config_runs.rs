@@ -11,30 +11,20 @@ mod common;
 
 use common::fake_k8s::FakeK8s;
 use common::helm::*;
+use common::static_target::StaticTarget;
 use common::*;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
 /// A metrics endpoint serving `body` on any path.
 fn target(body: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
+    let t = StaticTarget::start(body);
+    let port = t.port;
+    // Serves for the rest of the test process.
+    std::mem::forget(t);
     port
 }
 

@@ -5,58 +5,18 @@
 mod common;
 
 use common::fake_k8s::FakeK8s;
+use common::static_target::StaticTarget;
 use common::*;
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const LEASE_S: u64 = 6;
 const RENEW_S: u64 = 3;
 const SLACK: Duration = Duration::from_secs(3);
 
-/// Scrapes by `who`, with the time of each.
-type Hits = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
-
-fn target() -> (u16, Hits) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits: Hits = Default::default();
-    let h = hits.clone();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]);
-            if let Some(who) = head
-                .split("who=")
-                .nth(1)
-                .and_then(|r| r.split([' ', '&']).next())
-            {
-                h.lock()
-                    .unwrap()
-                    .entry(who.to_owned())
-                    .or_default()
-                    .push(Instant::now());
-            }
-            let body = "cluster_wide_metric 1\n";
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (port, hits)
-}
-
-fn scrapes_since(hits: &Hits, who: &str, since: Instant) -> usize {
-    hits.lock()
-        .unwrap()
-        .get(who)
-        .map(|v| v.iter().filter(|t| **t >= since).count())
-        .unwrap_or(0)
+/// Scrapes by `who` (the `who=` URL parameter) since `since`.
+fn scrapes_since(target: &StaticTarget, who: &str, since: Instant) -> usize {
+    target.count_since(&format!("who={who} "), since)
+        + target.count_since(&format!("who={who}&"), since)
 }
 
 struct Instance {
@@ -92,7 +52,8 @@ fn leads(i: &Instance) -> bool {
 #[test]
 fn only_the_lease_holder_scrapes_and_a_standby_takes_over() {
     let fake = FakeK8s::start();
-    let (port, hits) = target();
+    let target = StaticTarget::start("cluster_wide_metric 1\n");
+    let port = target.port;
     let mut a = start("a", &fake, port);
     let mut b = start("b", &fake, port);
     let (ma, mb) = (a.metrics.clone(), b.metrics.clone());
@@ -108,9 +69,9 @@ fn only_the_lease_holder_scrapes_and_a_standby_takes_over() {
     };
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
-    assert!(scrapes_since(&hits, lw, t0) >= 3, "the leader scrapes");
+    assert!(scrapes_since(&target, lw, t0) >= 3, "the leader scrapes");
     assert_eq!(
-        scrapes_since(&hits, sw, t0),
+        scrapes_since(&target, sw, t0),
         0,
         "the standby does not scrape"
     );
@@ -126,7 +87,7 @@ fn only_the_lease_holder_scrapes_and_a_standby_takes_over() {
     standby.child.wait_alive(
         Duration::from_secs(LEASE_S) + SLACK,
         "the standby scrapes after the leader died",
-        |_| scrapes_since(&hits, sw, killed) > 0,
+        |_| scrapes_since(&target, sw, killed) > 0,
     );
     let took = killed.elapsed();
     assert!(took <= Duration::from_secs(LEASE_S) + SLACK, "{took:?}");
@@ -151,7 +112,7 @@ fn only_the_lease_holder_scrapes_and_a_standby_takes_over() {
     std::thread::sleep(Duration::from_secs(2));
     // A scrape already running when it stepped down is cut off, not finished.
     assert_eq!(
-        scrapes_since(&hits, sw, stepped_down + Duration::from_millis(200)),
+        scrapes_since(&target, sw, stepped_down + Duration::from_millis(200)),
         0,
         "scrapes after stepping down"
     );
@@ -167,7 +128,7 @@ fn only_the_lease_holder_scrapes_and_a_standby_takes_over() {
     standby.child.wait_alive(
         Duration::from_secs(LEASE_S) + SLACK * 2,
         "scraping again after the API server came back",
-        |_| scrapes_since(&hits, sw, back) > 0,
+        |_| scrapes_since(&target, sw, back) > 0,
     );
     standby.child.terminate_ok(Duration::from_secs(15));
     assert!(

@@ -7,42 +7,16 @@
 mod common;
 
 use common::fake_k8s::FakeK8s;
+use common::static_target::StaticTarget;
 use common::*;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn obj<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
-}
-
-/// An HTTP endpoint serving `body`; records each request line.
-fn endpoint(body: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]);
-            log.lock()
-                .unwrap()
-                .push(head.lines().next().unwrap_or_default().to_owned());
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (port, seen)
 }
 
 fn documents(dir: &std::path::Path) -> Vec<Value> {
@@ -106,11 +80,11 @@ fn cluster(fake: &FakeK8s, app_port: u16, ksm_port: u16) {
 #[test]
 fn default_config_scrapes_annotated_pods_and_kube_state_metrics_with_kubernetes_fields() {
     let fake = FakeK8s::start();
-    let (app_port, app_requests) = endpoint("checkout_orders_total 42\n");
-    let (ksm_port, _) = endpoint(
+    let app_target = StaticTarget::start("checkout_orders_total 42\n");
+    let ksm = StaticTarget::start(
         "# TYPE kube_pod_info gauge\nkube_pod_info{namespace=\"shop\",pod=\"checkout-5d9c7-abcde\",node=\"node-1\"} 1\n",
     );
-    cluster(&fake, app_port, ksm_port);
+    cluster(&fake, app_target.port, ksm.port);
     let listen = format!("127.0.0.1:{}", free_port());
     let b = Child::kubegate();
     let dir = b.dir().to_owned();
@@ -130,7 +104,7 @@ fn default_config_scrapes_annotated_pods_and_kube_state_metrics_with_kubernetes_
     );
     let app = with_metric(&docs, "checkout_orders_total").unwrap();
     // prometheus.io/path and param_<name> reached the target.
-    let requests = app_requests.lock().unwrap().clone();
+    let requests = app_target.request_lines();
     assert!(
         requests
             .iter()
@@ -187,9 +161,9 @@ fn default_config_scrapes_annotated_pods_and_kube_state_metrics_with_kubernetes_
 #[test]
 fn node_local_instance_leaves_kube_state_metrics_to_its_node() {
     let fake = FakeK8s::start();
-    let (app_port, _) = endpoint("checkout_orders_total 1\n");
-    let (ksm_port, ksm_requests) = endpoint("kube_pod_info 1\n");
-    cluster(&fake, app_port, ksm_port);
+    let app = StaticTarget::start("checkout_orders_total 1\n");
+    let ksm = StaticTarget::start("kube_pod_info 1\n");
+    cluster(&fake, app.port, ksm.port);
     let listen = format!("127.0.0.1:{}", free_port());
     let b = Child::kubegate();
     let dir = b.dir().to_owned();
@@ -203,7 +177,7 @@ fn node_local_instance_leaves_kube_state_metrics_to_its_node() {
     });
     // kube-state-metrics runs on node-2: node-1's instance never scrapes it.
     std::thread::sleep(Duration::from_secs(2));
-    assert!(ksm_requests.lock().unwrap().is_empty());
+    assert!(ksm.request_lines().is_empty());
     // The pod role and the metadata cache watch this node's pods only; the
     // endpointslice role watches all pods, as Prometheus's does, to label
     // endpoints on any node.

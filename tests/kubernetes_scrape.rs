@@ -6,11 +6,10 @@
 mod common;
 
 use common::fake_k8s::FakeK8s;
+use common::static_target::StaticTarget;
 use common::*;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::Duration;
 
 fn pod(name: &str, port: u16, scrape: &str) -> Pod {
@@ -23,28 +22,11 @@ fn pod(name: &str, port: u16, scrape: &str) -> Pod {
     .unwrap()
 }
 
-fn target() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let body = "checkout_orders_total 42\n";
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
 #[test]
 fn annotated_pods_are_discovered_scraped_and_labelled() {
     let fake = FakeK8s::start();
-    let port = target();
+    let app = StaticTarget::start("checkout_orders_total 42\n");
+    let port = app.port;
     fake.add(&pod("checkout", port, "true"));
     fake.add(&pod("quiet", port, "false"));
     let listen = free_port();

@@ -35,6 +35,7 @@ pub mod fault_proxy;
 pub mod helm;
 pub mod prometheus_peers;
 pub mod push_peers;
+pub mod static_target;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
