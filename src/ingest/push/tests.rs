@@ -285,3 +285,42 @@ fn values_render_as_go_does() {
         assert_eq!(format_value(v), want, "{v}");
     }
 }
+
+/// The README's curl example posts this body; it must stay a valid request.
+const README_EXAMPLE: &str = "XfBGClsKJAoIX19uYW1lX18SGGRlbW9fdGVtcGVyYXR1cmVfY2Vsc2l1cwoUCghpbnN0YW5jZRIIc2Vuc29yLTEKCwoDam9iEgQBN0QSEAkAAAAAAIA1QBCA0Oq2tzM=";
+
+#[test]
+fn readme_remote_write_example_decodes() {
+    use base64::Engine as _;
+    let req = request(vec![TimeSeries {
+        labels: vec![
+            Label {
+                name: "__name__".into(),
+                value: "demo_temperature_celsius".into(),
+            },
+            Label {
+                name: "instance".into(),
+                value: "sensor-1".into(),
+            },
+            Label {
+                name: "job".into(),
+                value: "demo".into(),
+            },
+        ],
+        samples: vec![WriteSample {
+            value: 21.5,
+            timestamp: 1_767_225_600_000,
+        }],
+        histograms: vec![],
+    }]);
+    let body = base64::engine::general_purpose::STANDARD.encode(remote_write::encode(&req));
+    println!("README body: {body}");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(README_EXAMPLE)
+        .unwrap_or_default();
+    assert_eq!(
+        remote_write::decode(&decoded, 1 << 20).ok(),
+        Some(req),
+        "README body is {body}"
+    );
+}
