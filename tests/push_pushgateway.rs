@@ -250,3 +250,44 @@ fn pushed_groups_become_documents_once_per_push() {
         .unwrap();
     assert_eq!(time["@timestamp"], t1["@timestamp"]);
 }
+
+#[test]
+fn a_corrupt_persistence_file_is_set_aside_not_fatal() {
+    let builder = Child::kubegate();
+    let data = builder.dir().join("data");
+    std::fs::create_dir_all(data.join("push")).unwrap();
+    std::fs::write(
+        data.join("push/groups.json"),
+        b"{\"version\": 1, \"groups\": [tor",
+    )
+    .unwrap();
+    let port = free_port();
+    let cfg = builder.dir().join("kubegate.yaml");
+    std::fs::write(
+        &cfg,
+        QUIET_CONFIG
+            .replace("{port}", &port.to_string())
+            .replace("{data}", &data.display().to_string()),
+    )
+    .unwrap();
+    let mut kg = builder.arg("run").arg("--config").arg(&cfg).spawn();
+    let base = format!("http://127.0.0.1:{port}");
+    kg.wait_http_ok(Duration::from_secs(30), &format!("{base}/-/healthy"));
+    assert!(
+        kg.log().contains("cannot read the persisted push groups"),
+        "{}",
+        kg.log()
+    );
+    assert!(data.join("push/groups.corrupt").is_file());
+    assert_eq!(
+        http(
+            "PUT",
+            &format!("{base}/push/metrics/job/a"),
+            None,
+            Some(b"m 1\n".to_vec())
+        )
+        .0,
+        200
+    );
+    kg.terminate_ok(Duration::from_secs(20));
+}

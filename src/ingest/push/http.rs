@@ -29,7 +29,7 @@ const DRAIN_LIMIT: u64 = 1 << 30;
 
 fn text(status: StatusCode, body: impl Into<String>) -> Resp {
     let mut body: String = body.into();
-    if !body.ends_with('\n') {
+    if !body.is_empty() && !body.ends_with('\n') {
         body.push('\n');
     }
     Response::builder()

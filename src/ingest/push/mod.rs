@@ -78,12 +78,17 @@ impl PushService {
             .then(|| cfg.global.data_dir.join(&cfg.push.persistence_file));
         let store = match &persistence {
             Some(path) => match std::fs::read(path) {
-                Ok(bytes) => {
-                    Store::restore(&bytes, limits).map_err(|reason| ServiceError::Restore {
-                        path: path.clone(),
-                        reason,
-                    })?
-                }
+                Ok(bytes) => match Store::restore(&bytes, limits) {
+                    Ok(store) => store,
+                    Err(reason) => {
+                        // A crash loop would lose every later push too: keep
+                        // the file aside for a human and start empty.
+                        let aside = path.with_extension("corrupt");
+                        let _ = std::fs::rename(path, &aside);
+                        tracing::error!(path = %path.display(), moved_to = %aside.display(), %reason, "cannot read the persisted push groups; starting without them");
+                        Store::new(limits)
+                    }
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::new(limits),
                 Err(e) => {
                     return Err(ServiceError::Restore {
