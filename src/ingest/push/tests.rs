@@ -324,3 +324,26 @@ fn readme_remote_write_example_decodes() {
         "README body is {body}"
     );
 }
+
+#[test]
+fn config_defaults_and_errors() {
+    use crate::config::{EMBEDDED_DEFAULT, load_str};
+    let no_env = |_: &str| None;
+    let c = load_str(EMBEDDED_DEFAULT, "kubegate.yaml", &no_env).unwrap();
+    assert!(c.push.enabled && c.remote_write.enabled);
+    assert_eq!(c.push.listen_address, None);
+    let yaml = "push:\n  listen_address: nope\n  max_groups: 0\n  auth: {}\nremote_write:\n  out_of_bounds_window: 5x\n";
+    let errs = load_str(yaml, "t.yaml", &no_env).unwrap_err().0;
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    for want in [
+        "t.yaml:6: remote_write.out_of_bounds_window: invalid duration",
+        "t.yaml:2: push.listen_address: invalid address \"nope\"",
+        "t.yaml:3: push.max_groups: must be greater than 0",
+        "t.yaml:4: push.auth: set bearer_token, basic_auth or both",
+    ] {
+        assert!(
+            text.iter().any(|t| t.starts_with(want)),
+            "{want} not in {text:#?}"
+        );
+    }
+}
