@@ -273,11 +273,21 @@ fn main() {
     let rate = |secs: f64| samples as f64 / secs;
     let per_m = |secs: f64| secs / (samples as f64 / 1e6);
     println!();
-    println!("| path | wall | samples/s (wall) | CPU s | samples/s per CPU s | CPU s/1M | peak RSS |");
+    println!(
+        "| path | wall | samples/s (wall) | CPU s | samples/s per CPU s | CPU s/1M | peak RSS |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (what, wall, cpu) in [
-        ("decode only (snappy + protobuf), 1 thread", decode_wall, decode_cpu),
-        ("decode + ordering checks + batching, 1 thread", plan_wall, plan_cpu),
+        (
+            "decode only (snappy + protobuf), 1 thread",
+            decode_wall,
+            decode_cpu,
+        ),
+        (
+            "decode + ordering checks + batching, 1 thread",
+            plan_wall,
+            plan_cpu,
+        ),
     ] {
         let c = cpu.as_secs_f64();
         println!(
