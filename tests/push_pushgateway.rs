@@ -153,7 +153,7 @@ fn limits_and_auth_refuse_with_clear_errors_and_counters() {
     let (mut kg, base) = kubegate_with(&yaml);
     let url = |job: &str| format!("{base}/push/metrics/job/{job}");
     let send = |method: &str, job: &str, body: &str, token: Option<&str>| {
-        off_runtime_request(method, &url(job), body, token)
+        request_with_token(method, &url(job), body, token)
     };
     let (code, text) = send("PUT", "a", "m 1\n", None);
     assert_eq!(code, 401, "{text}");
@@ -195,7 +195,7 @@ fn limits_and_auth_refuse_with_clear_errors_and_counters() {
 }
 
 /// A request with an optional bearer token; status and body.
-fn off_runtime_request(method: &str, url: &str, body: &str, token: Option<&str>) -> (u16, String) {
+fn request_with_token(method: &str, url: &str, body: &str, token: Option<&str>) -> (u16, String) {
     let client = reqwest::blocking::Client::new();
     let mut req = client
         .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
