@@ -9,7 +9,7 @@ use crate::config::{
 };
 use crate::ecs::{self, EcsContext, HostDocuments};
 use crate::hostmetrics::HostCollector;
-use crate::ingest::push::{self, PushMetrics, PushService};
+use crate::ingest::push;
 use crate::leader;
 use crate::metadata::MetadataCache;
 use crate::model::{Labels, SampleBatch, SourceKind, Target, now_ms};
@@ -56,24 +56,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let readiness = Readiness::new();
     let (batch_tx, batch_rx) = mpsc::channel::<SampleBatch>(256);
     // --- push: Pushgateway API and remote-write receiver (ingest::push) ---
-    let push = if cfg.push.enabled || cfg.remote_write.enabled {
-        let m = PushMetrics::register(metrics.registry()).expect("push metric names are unique");
-        let svc = PushService::new(&cfg, batch_tx.clone(), m)?;
-        tokio::spawn(svc.clone().persist_loop());
-        if let (true, Some(addr)) = (cfg.push.enabled, &cfg.push.listen_address) {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| RunError::Bind {
-                    address: addr.clone(),
-                    source,
-                })?;
-            tracing::info!(listen = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "push port is listening");
-            tokio::spawn(push::serve_push_port(l, svc.clone()));
-        }
-        Some(svc)
-    } else {
-        None
-    };
+    let push = push::start(&cfg, batch_tx.clone(), metrics.registry()).await?;
     // --- end push ---
     let state = Arc::new(ApiState {
         metrics: metrics.clone(),

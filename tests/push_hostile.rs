@@ -193,3 +193,38 @@ fn remote_write_orders_samples_as_prometheus_does() {
         && d["metricset"]["name"] == "remote_write"
         && d["prometheus"]["labels"]["instance"] == "n1:9100"));
 }
+
+#[test]
+fn remote_write_basic_auth() {
+    let yaml = format!(
+        "{QUIET_CONFIG}remote_write:\n  auth:\n    basic_auth: {{username: prom, password: 'p@ss'}}\n"
+    );
+    let (mut kg, base) = kubegate_with(&yaml);
+    let body = encode(&write_request("up", &[(kubegate::model::now_ms(), 1.0)]));
+    let url = format!("{base}/api/v1/write");
+    let client = reqwest::blocking::Client::new();
+    let send = |user: Option<(&str, &str)>| {
+        let mut req = client.post(&url).body(body.clone());
+        if let Some((u, p)) = user {
+            req = req.basic_auth(u, Some(p));
+        }
+        let resp = req.send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    assert_eq!(send(None).0, 401);
+    assert_eq!(send(Some(("prom", "wrong"))).0, 401);
+    let (code, text) = send(Some(("prom", "p@ss")));
+    assert_eq!(code, 204, "{text}");
+    // The push API has no auth configured here: still open.
+    assert_eq!(
+        http(
+            "PUT",
+            &format!("{base}/push/metrics/job/a"),
+            None,
+            Some(b"m 1\n".to_vec())
+        )
+        .0,
+        200
+    );
+    kg.terminate_ok(Duration::from_secs(20));
+}

@@ -153,7 +153,7 @@ fn limits_and_auth_refuse_with_clear_errors_and_counters() {
     let (mut kg, base) = kubegate_with(&yaml);
     let url = |job: &str| format!("{base}/push/metrics/job/{job}");
     let send = |method: &str, job: &str, body: &str, token: Option<&str>| {
-        off_runtime_request(method, &url(job), body, token)
+        request_with_token(method, &url(job), body, token)
     };
     let (code, text) = send("PUT", "a", "m 1\n", None);
     assert_eq!(code, 401, "{text}");
@@ -195,7 +195,7 @@ fn limits_and_auth_refuse_with_clear_errors_and_counters() {
 }
 
 /// A request with an optional bearer token; status and body.
-fn off_runtime_request(method: &str, url: &str, body: &str, token: Option<&str>) -> (u16, String) {
+fn request_with_token(method: &str, url: &str, body: &str, token: Option<&str>) -> (u16, String) {
     let client = reqwest::blocking::Client::new();
     let mut req = client
         .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
@@ -249,4 +249,45 @@ fn pushed_groups_become_documents_once_per_push() {
         .find(|d| d["prometheus"]["metrics"]["push_time_seconds"].is_number())
         .unwrap();
     assert_eq!(time["@timestamp"], t1["@timestamp"]);
+}
+
+#[test]
+fn a_corrupt_persistence_file_is_set_aside_not_fatal() {
+    let builder = Child::kubegate();
+    let data = builder.dir().join("data");
+    std::fs::create_dir_all(data.join("push")).unwrap();
+    std::fs::write(
+        data.join("push/groups.json"),
+        b"{\"version\": 1, \"groups\": [tor",
+    )
+    .unwrap();
+    let port = free_port();
+    let cfg = builder.dir().join("kubegate.yaml");
+    std::fs::write(
+        &cfg,
+        QUIET_CONFIG
+            .replace("{port}", &port.to_string())
+            .replace("{data}", &data.display().to_string()),
+    )
+    .unwrap();
+    let mut kg = builder.arg("run").arg("--config").arg(&cfg).spawn();
+    let base = format!("http://127.0.0.1:{port}");
+    kg.wait_http_ok(Duration::from_secs(30), &format!("{base}/-/healthy"));
+    assert!(
+        kg.log().contains("cannot read the persisted push groups"),
+        "{}",
+        kg.log()
+    );
+    assert!(data.join("push/groups.corrupt").is_file());
+    assert_eq!(
+        http(
+            "PUT",
+            &format!("{base}/push/metrics/job/a"),
+            None,
+            Some(b"m 1\n".to_vec())
+        )
+        .0,
+        200
+    );
+    kg.terminate_ok(Duration::from_secs(20));
 }

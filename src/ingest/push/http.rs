@@ -29,7 +29,7 @@ const DRAIN_LIMIT: u64 = 1 << 30;
 
 fn text(status: StatusCode, body: impl Into<String>) -> Resp {
     let mut body: String = body.into();
-    if !body.ends_with('\n') {
+    if !body.is_empty() && !body.ends_with('\n') {
         body.push('\n');
     }
     Response::builder()
@@ -44,8 +44,22 @@ enum BodyError {
     Read(String),
 }
 
-/// Reads a body of at most `limit` bytes.
-async fn read_body(mut body: Incoming, limit: u64) -> Result<Bytes, BodyError> {
+/// A body still arriving after this is cut off (one slow client must not
+/// hold a connection and its buffer forever).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads a body of at most `limit` bytes within [`BODY_TIMEOUT`].
+async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, BodyError> {
+    tokio::time::timeout(BODY_TIMEOUT, read_body_inner(body, limit))
+        .await
+        .unwrap_or_else(|_| {
+            Err(BodyError::Read(format!(
+                "the body did not arrive within {BODY_TIMEOUT:?}"
+            )))
+        })
+}
+
+async fn read_body_inner(mut body: Incoming, limit: u64) -> Result<Bytes, BodyError> {
     let mut buf = bytes::BytesMut::new();
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {

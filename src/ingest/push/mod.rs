@@ -44,8 +44,41 @@ pub const PIPELINE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    #[error("cannot listen on {address} (push.listen_address): {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("cannot read pushed groups from {path}: {reason}")]
     Restore { path: PathBuf, reason: String },
+}
+
+/// Starts what the config enables: the service (with its persisted
+/// groups and persistence task) and the separate push port. `None` when
+/// both endpoints are off.
+pub async fn start(
+    cfg: &Config,
+    out: mpsc::Sender<SampleBatch>,
+    registry: &prometheus::Registry,
+) -> Result<Option<Arc<PushService>>, ServiceError> {
+    if !cfg.push.enabled && !cfg.remote_write.enabled {
+        return Ok(None);
+    }
+    let metrics = PushMetrics::register(registry).expect("push metric names are unique");
+    let svc = PushService::new(cfg, out, metrics)?;
+    tokio::spawn(svc.clone().persist_loop());
+    if let (true, Some(address)) = (cfg.push.enabled, &cfg.push.listen_address) {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| ServiceError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        let bound = listener.local_addr().map(|a| a.to_string());
+        tracing::info!(listen = %bound.unwrap_or_default(), "push port is listening");
+        tokio::spawn(serve_push_port(listener, svc.clone()));
+    }
+    Ok(Some(svc))
 }
 
 /// The shared state of both endpoints.
@@ -78,12 +111,17 @@ impl PushService {
             .then(|| cfg.global.data_dir.join(&cfg.push.persistence_file));
         let store = match &persistence {
             Some(path) => match std::fs::read(path) {
-                Ok(bytes) => {
-                    Store::restore(&bytes, limits).map_err(|reason| ServiceError::Restore {
-                        path: path.clone(),
-                        reason,
-                    })?
-                }
+                Ok(bytes) => match Store::restore(&bytes, limits) {
+                    Ok(store) => store,
+                    Err(reason) => {
+                        // A crash loop would lose every later push too: keep
+                        // the file aside for a human and start empty.
+                        let aside = path.with_extension("corrupt");
+                        let _ = std::fs::rename(path, &aside);
+                        tracing::error!(path = %path.display(), moved_to = %aside.display(), %reason, "cannot read the persisted push groups; starting without them");
+                        Store::new(limits)
+                    }
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::new(limits),
                 Err(e) => {
                     return Err(ServiceError::Restore {

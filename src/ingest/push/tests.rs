@@ -285,3 +285,65 @@ fn values_render_as_go_does() {
         assert_eq!(format_value(v), want, "{v}");
     }
 }
+
+/// The README's curl example posts this body; it must stay a valid request.
+const README_EXAMPLE: &str = "XfBGClsKJAoIX19uYW1lX18SGGRlbW9fdGVtcGVyYXR1cmVfY2Vsc2l1cwoUCghpbnN0YW5jZRIIc2Vuc29yLTEKCwoDam9iEgQBN0QSEAkAAAAAAIA1QBCA0Oq2tzM=";
+
+#[test]
+fn readme_remote_write_example_decodes() {
+    use base64::Engine as _;
+    let req = request(vec![TimeSeries {
+        labels: vec![
+            Label {
+                name: "__name__".into(),
+                value: "demo_temperature_celsius".into(),
+            },
+            Label {
+                name: "instance".into(),
+                value: "sensor-1".into(),
+            },
+            Label {
+                name: "job".into(),
+                value: "demo".into(),
+            },
+        ],
+        samples: vec![WriteSample {
+            value: 21.5,
+            timestamp: 1_767_225_600_000,
+        }],
+        histograms: vec![],
+    }]);
+    let body = base64::engine::general_purpose::STANDARD.encode(remote_write::encode(&req));
+    println!("README body: {body}");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(README_EXAMPLE)
+        .unwrap_or_default();
+    assert_eq!(
+        remote_write::decode(&decoded, 1 << 20).ok(),
+        Some(req),
+        "README body is {body}"
+    );
+}
+
+#[test]
+fn config_defaults_and_errors() {
+    use crate::config::{EMBEDDED_DEFAULT, load_str};
+    let no_env = |_: &str| None;
+    let c = load_str(EMBEDDED_DEFAULT, "kubegate.yaml", &no_env).unwrap();
+    assert!(c.push.enabled && c.remote_write.enabled);
+    assert_eq!(c.push.listen_address, None);
+    let yaml = "push:\n  listen_address: nope\n  max_groups: 0\n  auth: {}\nremote_write:\n  out_of_bounds_window: 5x\n";
+    let errs = load_str(yaml, "t.yaml", &no_env).unwrap_err().0;
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    for want in [
+        "t.yaml:6: remote_write.out_of_bounds_window: invalid duration",
+        "t.yaml:2: push.listen_address: invalid address \"nope\"",
+        "t.yaml:3: push.max_groups: must be greater than 0",
+        "t.yaml:4: push.auth: set bearer_token, basic_auth or both",
+    ] {
+        assert!(
+            text.iter().any(|t| t.starts_with(want)),
+            "{want} not in {text:#?}"
+        );
+    }
+}
