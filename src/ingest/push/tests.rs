@@ -127,6 +127,26 @@ fn snapshot_round_trips() {
     )
     .unwrap();
     let _ = push(&mut s, "job/k", "a 1\na 1\n", Mode::Replace);
+    // Push times and values whose shortest decimal form serde_json parses
+    // one ULP off without `float_roundtrip` (seen in a restart test).
+    let wide = Limits {
+        max_groups: 1000,
+        ..LIMITS
+    };
+    let mut many = Store::new(wide);
+    for i in 0..200 {
+        let key = parse_grouping_path(&format!("job/t{i}")).unwrap();
+        let now = 1.7956906637301545e9 + f64::from(i) * 1.37e-4;
+        many.push(
+            &key,
+            parse_body(b"v 0.30000000000000004\n", &key),
+            Mode::Replace,
+            now,
+        )
+        .unwrap();
+    }
+    let restored = Store::restore(&many.snapshot(), wide).unwrap();
+    assert_eq!(restored.render(), many.render());
     let restored = Store::restore(&s.snapshot(), LIMITS).unwrap();
     assert_eq!(restored.render(), s.render());
     assert!(Store::restore(b"{not json", LIMITS).is_err());
