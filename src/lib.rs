@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod ecs;
 pub mod exposition;
 pub mod hostmetrics;
+pub mod ingest;
 pub mod metadata;
 pub mod model;
 pub mod run;

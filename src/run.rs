@@ -29,6 +29,8 @@ pub enum RunError {
     Buffer(#[from] buffer::BufferError),
     #[error(transparent)]
     Scrape(#[from] scrape::JobError),
+    #[error(transparent)]
+    Beats(#[from] crate::ingest::beats::BeatsError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("shutdown grace period of {0:?} ran out; {1} record(s) in the memory buffer were lost")]
@@ -89,6 +91,12 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         metrics.clone(),
         deadline_rx,
     ));
+    // Only cloned when beats run: an idle clone would keep the buffer open.
+    let beats_writer = cfg
+        .beats
+        .as_ref()
+        .filter(|b| b.enabled)
+        .map(|_| writer.clone());
     let pipeline_task = tokio::spawn(pipeline(ctx, batch_rx, writer, metrics.clone()));
 
     let cfg = Arc::new(cfg);
@@ -112,6 +120,22 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             metrics.clone(),
         ));
     }
+    // ---- beats (ingest::beats, log_metrics) ----
+    if let Some(w) = beats_writer {
+        // The lead passes the metadata cache here once run_metadata starts.
+        let metadata: Option<crate::metadata::MetadataCache> = None;
+        crate::ingest::start(
+            &cfg,
+            w,
+            metadata,
+            metrics.clone(),
+            batch_tx.clone(),
+            stop_rx.clone(),
+            &mut producers,
+        )
+        .await?;
+    }
+    // ---- end beats ----
     drop(batch_tx);
 
     state.ready.store(true, Ordering::Release);

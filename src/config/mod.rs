@@ -1,11 +1,13 @@
 //! The configuration model, its defaults and its validation. Every error
 //! names the file, the line and the key; `load` collects all of them.
 
+mod beats;
 mod output;
 mod scrape;
 mod tree;
 mod types;
 
+pub use beats::*;
 pub use output::*;
 pub use scrape::*;
 
@@ -39,6 +41,10 @@ pub struct Config {
     pub buffer: BufferSettings,
     #[serde(default)]
     pub output: Output,
+    /// Lumberjack v2 listener; absent means off.
+    pub beats: Option<BeatsConfig>,
+    #[serde(default)]
+    pub log_metrics: LogMetricsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -520,6 +526,10 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
             }
         }
     }
+    if let Some(b) = &c.beats {
+        out.extend(beats::validate_beats(b));
+    }
+    out.extend(beats::validate_log_metrics(&c.log_metrics));
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {
         out.push((

@@ -2,6 +2,7 @@
 //! `prometheus.collector` layout, host batches its `system.*` layout, so
 //! existing Kibana dashboards and saved searches keep working.
 
+pub mod log;
 mod system;
 
 use crate::model::{Document, SampleBatch, SourceKind};
