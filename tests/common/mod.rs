@@ -29,6 +29,7 @@
 //!   osmem-server keeps nothing across a restart.
 #![allow(dead_code)]
 
+pub mod beats;
 pub mod ecs_fields;
 pub mod fake_k8s;
 pub mod fault_proxy;

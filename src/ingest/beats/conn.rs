@@ -26,7 +26,7 @@ const CHUNK_BYTES: usize = 4 << 20;
 pub(crate) enum ConnError {
     #[error(transparent)]
     Frame(#[from] FrameError),
-    #[error("{0}")]
+    #[error("{1}")]
     Protocol(&'static str, String),
     #[error("window of {size} events exceeds max_window_size {max}")]
     WindowTooLarge { size: u32, max: u32 },
