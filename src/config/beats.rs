@@ -304,3 +304,81 @@ pub(super) fn validate_log_metrics(l: &LogMetricsConfig) -> Vec<(Vec<Step>, Stri
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_str;
+
+    fn errors(yaml: &str) -> String {
+        match load_str(yaml, "k.yaml", &|_| None) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn beats_section_defaults_and_errors_with_lines() {
+        let c = load_str("beats: {}\n", "k.yaml", &|_| None).unwrap();
+        let b = c.beats.unwrap();
+        assert!(b.enabled);
+        assert_eq!(b.listen_address, "0.0.0.0:5044");
+        assert_eq!(b.keepalive, super::KeepAlive::LastDurable);
+        assert_eq!(b.drop.len(), 1, "kubegate's own logs dropped by default");
+        assert!(load_str("{}", "k.yaml", &|_| None).unwrap().beats.is_none());
+        let e = errors(
+            "beats:\n  listen_address: nowhere\n  max_window_size: 0\n  keepalive: sometimes\n",
+        );
+        assert!(
+            e.contains("k.yaml:4: beats.keepalive: unknown variant `sometimes`"),
+            "{e}"
+        );
+        let e = errors("beats:\n  listen_address: nowhere\n  max_window_size: 0\n");
+        assert!(
+            e.contains("k.yaml:2: beats.listen_address: invalid address"),
+            "{e}"
+        );
+        assert!(
+            e.contains("k.yaml:3: beats.max_window_size: must be greater than 0"),
+            "{e}"
+        );
+        let e = errors(
+            "beats:\n  tls:\n    cert_file: /nonexistent.pem\n    key_file: /nonexistent.key\n  drop:\n    - field: message\n      contains: a\n      regex: b\n",
+        );
+        assert!(
+            e.contains("beats.tls.cert_file: /nonexistent.pem is not a readable file"),
+            "{e}"
+        );
+        assert!(
+            e.contains("beats.drop[0]: use exactly one of equals, contains and regex"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn log_metrics_patterns_are_validated() {
+        let c = load_str(
+            "log_metrics:\n  patterns:\n    - name: oom\n      contains: OutOfMemoryError\n",
+            "k.yaml",
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(c.log_metrics.patterns[0].field, "message");
+        assert_eq!(c.log_metrics.labels["pod"], "kubernetes.pod.name");
+        let e = errors(
+            "log_metrics:\n  labels:\n    pattern: x\n  patterns:\n    - name: a\n      regex: '('\n    - name: a\n      contains: x\n    - name: b\n",
+        );
+        assert!(
+            e.contains("log_metrics.labels.pattern: invalid label name"),
+            "{e}"
+        );
+        assert!(e.contains("log_metrics.patterns[0]: invalid regex"), "{e}");
+        assert!(
+            e.contains("log_metrics.patterns[1]: pattern name \"a\" is empty or used twice"),
+            "{e}"
+        );
+        assert!(
+            e.contains("log_metrics.patterns[2]: use exactly one of contains and regex"),
+            "{e}"
+        );
+    }
+}

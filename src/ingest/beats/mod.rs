@@ -292,7 +292,8 @@ async fn serve(
         let acceptor = tls.as_ref().map(|t| t.acceptor());
         conns.spawn(async move {
             let _permit = permit;
-            sh.metrics.active.inc();
+            // A guard, so connections aborted at shutdown are counted out too.
+            let _active = Active::new(&sh.metrics.active);
             match acceptor {
                 None => conn::handle(tcp, peer, sh.clone()).await,
                 Some(acc) => match tokio::time::timeout(sh.idle, acc.accept(tcp)).await {
@@ -307,7 +308,6 @@ async fn serve(
                     }
                 },
             }
-            sh.metrics.active.dec();
         });
     }
     let open = conns.len();
@@ -316,4 +316,19 @@ async fn serve(
         closed = open,
         "beats listener stopped; open connections closed (unacknowledged windows will be sent again)"
     );
+}
+
+struct Active(IntGauge);
+
+impl Active {
+    fn new(g: &IntGauge) -> Self {
+        g.inc();
+        Active(g.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
