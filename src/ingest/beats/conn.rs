@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 /// so a large window never sits whole in memory.
 const CHUNK_EVENTS: usize = 4096;
 const CHUNK_BYTES: usize = 4 << 20;
+/// Read and inflate buffers above this are given back once empty.
+const KEEP_CAPACITY: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnError {
@@ -161,6 +163,9 @@ impl Reader {
                     return Ok(()); // the acker failed; it reports why
                 }
             }
+            if buf.is_empty() && buf.capacity() > KEEP_CAPACITY {
+                buf = BytesMut::with_capacity(64 << 10);
+            }
             if buf.capacity() - buf.len() < 16 << 10 {
                 buf.reserve(256 << 10);
             }
@@ -279,7 +284,13 @@ impl Reader {
                     }
                     Ok(())
                 })();
-                *inflated = inner;
+                // Keep a large block's memory only while it is used: a
+                // thousand idle connections must not each hold 64 MiB.
+                *inflated = if inner.capacity() > KEEP_CAPACITY {
+                    Vec::new()
+                } else {
+                    inner
+                };
                 res?;
             }
             Frame::Ack { .. } => {
