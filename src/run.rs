@@ -39,6 +39,8 @@ pub enum RunError {
     Push(#[from] push::ServiceError),
     #[error(transparent)]
     Leader(#[from] leader::LeaderError),
+    #[error(transparent)]
+    Beats(#[from] crate::ingest::beats::BeatsError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("shutdown grace period of {0:?} ran out; {1} record(s) in the memory buffer were lost")]
@@ -103,7 +105,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         "default".into(),
         cfg.global.external_labels.clone(),
     );
-    ctx.metadata = metadata;
+    ctx.metadata = metadata.clone();
     let sink_name = sink.name();
     let sink_task = tokio::spawn(sink::deliver(
         reader,
@@ -112,6 +114,12 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         metrics.clone(),
         deadline_rx,
     ));
+    // Only cloned when beats run: an idle clone would keep the buffer open.
+    let beats_writer = cfg
+        .beats
+        .as_ref()
+        .filter(|b| b.enabled)
+        .map(|_| writer.clone());
     let pipeline_task = tokio::spawn(pipeline(ctx, batch_rx, writer, metrics.clone()));
 
     let cfg = Arc::new(cfg);
@@ -171,6 +179,20 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             metrics.clone(),
         ));
     }
+    // ---- beats (ingest::beats, log_metrics) ----
+    if let Some(w) = beats_writer {
+        crate::ingest::start(
+            &cfg,
+            w,
+            metadata.clone(),
+            metrics.clone(),
+            batch_tx.clone(),
+            stop_rx.clone(),
+            &mut producers,
+        )
+        .await?;
+    }
+    // ---- end beats ----
     drop(batch_tx);
 
     state.ready.store(true, Ordering::Release);

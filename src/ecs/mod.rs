@@ -3,6 +3,7 @@
 //! existing Kibana dashboards and saved searches keep working.
 
 pub mod kubernetes;
+pub mod log;
 mod system;
 
 use crate::metadata::MetadataCache;

@@ -195,7 +195,7 @@ impl MetadataCache {
     }
 
     /// Publishes `meta` under all its keys.
-    fn insert(&self, meta: &Arc<PodMeta>) {
+    pub(crate) fn insert(&self, meta: &Arc<PodMeta>) {
         for (index, key) in keys(meta) {
             self.cache(index).insert(
                 key,

@@ -29,6 +29,7 @@
 //!   osmem-server keeps nothing across a restart.
 #![allow(dead_code)]
 
+pub mod beats;
 pub mod ecs_fields;
 pub mod fake_k8s;
 pub mod fault_proxy;
@@ -175,6 +176,8 @@ pub fn kubegate_on_default(addr: &str, data_dir: &Path) -> ChildBuilder {
         .env("KUBEGATE_LISTEN_ADDRESS", addr)
         .env("KUBEGATE_SELF_TARGET", addr)
         .env("KUBEGATE_DATA_DIR", data_dir)
+        // Tests run in parallel: no fixed beats port.
+        .env("KUBEGATE_BEATS_LISTEN_ADDRESS", "127.0.0.1:0")
         // Hermetic: a kubeconfig on the developer's machine must not turn
         // the default config's Kubernetes jobs on.
         .env("HOME", data_dir)
