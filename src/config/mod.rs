@@ -2,11 +2,13 @@
 //! names the file, the line and the key; `load` collects all of them.
 
 mod output;
+mod rules;
 mod scrape;
-mod tree;
+pub(crate) mod tree;
 mod types;
 
 pub use output::*;
+pub use rules::*;
 pub use scrape::*;
 
 pub use types::{
@@ -39,6 +41,10 @@ pub struct Config {
     pub buffer: BufferSettings,
     #[serde(default)]
     pub output: Output,
+    #[serde(default)]
+    pub rule_files: RuleFiles,
+    #[serde(default)]
+    pub alerting: Alerting,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -51,6 +57,8 @@ pub struct Global {
     pub external_labels: BTreeMap<String, String>,
     /// Where kubegate keeps its files (NDJSON output, later the buffer).
     pub data_dir: PathBuf,
+    /// How often rule groups without their own `interval` are evaluated.
+    pub evaluation_interval: PromDuration,
 }
 
 impl Default for Global {
@@ -60,6 +68,7 @@ impl Default for Global {
             scrape_timeout: None,
             external_labels: BTreeMap::new(),
             data_dir: PathBuf::from("data"),
+            evaluation_interval: PromDuration::secs(60),
         }
     }
 }
@@ -181,7 +190,10 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, &name, &|k| std::env::var(k).ok()),
+        Ok(text) => load_str(&text, &name, &|k| std::env::var(k).ok()).map(|mut c| {
+            c.rule_files.set_base(path);
+            c
+        }),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             file: name,
             line: 0,
@@ -520,6 +532,7 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
             }
         }
     }
+    out.extend(rules::validate(&c.alerting, c.global.evaluation_interval));
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {
         out.push((
