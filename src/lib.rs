@@ -10,6 +10,7 @@ pub mod exposition;
 pub mod hostmetrics;
 pub mod metadata;
 pub mod model;
+pub mod notify;
 pub mod rules;
 pub mod run;
 pub mod scrape;

@@ -29,6 +29,8 @@ pub enum RunError {
     Buffer(#[from] buffer::BufferError),
     #[error(transparent)]
     Scrape(#[from] scrape::JobError),
+    #[error(transparent)]
+    Rules(#[from] crate::rules::manager::StartError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("shutdown grace period of {0:?} ran out; {1} record(s) in the memory buffer were lost")]
@@ -47,6 +49,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         metrics: metrics.clone(),
         ready: Default::default(),
         targets: Default::default(),
+        rules: Default::default(),
         // Ready while the buffer has room: a full buffer means this pod
         // cannot take more, and the load balancer should know.
         has_room: Box::new(move || room.has_room()),
@@ -112,6 +115,21 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             metrics.clone(),
         ));
     }
+    // --- rules (issue 7): rule groups over the series window; alerts go
+    // to notify, recording-rule output down the sample path.
+    if let Some(querier) = crate::rules::engine::run_querier() {
+        let n = crate::rules::manager::start_from_config(
+            &cfg,
+            state.rules.clone(),
+            querier,
+            batch_tx.clone(),
+            metrics.registry(),
+            stop_rx.clone(),
+            &mut producers,
+        )?;
+        tracing::info!(groups = n, "rule manager started");
+    }
+    // --- end rules ---
     drop(batch_tx);
 
     state.ready.store(true, Ordering::Release);

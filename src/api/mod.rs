@@ -21,6 +21,8 @@ pub struct ApiState {
     /// again from the start of shutdown, so traffic drains elsewhere.
     pub ready: AtomicBool,
     pub targets: Arc<TargetRegistry>,
+    /// Rule groups being evaluated (empty without `rule_files`).
+    pub rules: Arc<crate::rules::RulesRegistry>,
     /// Whether the buffer can take more; readiness depends on it.
     pub has_room: Box<dyn Fn() -> bool + Send + Sync>,
 }
@@ -88,6 +90,13 @@ fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 &state.targets,
             ))))
             .expect("static response parts are valid"),
+        "/api/v1/rules" => {
+            let kind = query_param(&req, "type");
+            json(crate::rules::api::rules_json(&state.rules, kind.as_deref()))
+        }
+        "/api/v1/alerts" => json(crate::rules::api::alerts_json(&state.rules)),
+        "/rules" => html(crate::rules::api::rules_html(&state.rules)),
+        "/alerts" => html(crate::rules::api::alerts_html(&state.rules)),
         "/-/healthy" => text(StatusCode::OK, "kubegate is Healthy.\n"),
         "/-/ready" if state.ready.load(Ordering::Acquire) && (state.has_room)() => {
             text(StatusCode::OK, "kubegate is Ready.\n")
@@ -95,6 +104,28 @@ fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
         "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "kubegate is not ready.\n"),
         _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
     }
+}
+
+fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+fn json(body: serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("static response parts are valid")
+}
+
+fn html(body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .header(hyper::header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

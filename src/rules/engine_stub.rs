@@ -40,3 +40,8 @@ impl Querier for Stub {
 pub fn memory_querier() -> Box<dyn Querier> {
     Box::new(Stub)
 }
+
+/// The querier `kubegate run` evaluates rules with; None until a tsdb exists.
+pub fn run_querier() -> Option<std::sync::Arc<dyn Querier>> {
+    None
+}

@@ -4,11 +4,13 @@
 //! `notify`'s job.
 
 pub mod alerting;
+pub mod api;
 #[path = "engine_stub.rs"]
 pub mod engine;
 pub mod file;
 pub mod gofmt;
 pub mod group;
+pub mod manager;
 pub mod series;
 pub mod template;
 pub mod unittest;
@@ -16,3 +18,4 @@ pub mod unittest;
 pub use alerting::{Alert, AlertState, Rule};
 pub use file::{RuleError, RuleErrors, RuleFile, load_rule_file};
 pub use group::{Group, load_groups};
+pub use manager::RulesRegistry;
