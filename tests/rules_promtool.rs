@@ -60,11 +60,7 @@ fn corpus_passes_promtool_and_kubegate() {
             "promtool fails {f} (the corpus is wrong):\n{}{}",
             p.stdout, p.stderr
         );
-        assert_eq!(
-            k.code, 0,
-            "kubegate fails {f}:\n{}{}",
-            k.stdout, k.stderr
-        );
+        assert_eq!(k.code, 0, "kubegate fails {f}:\n{}{}", k.stdout, k.stderr);
         assert_eq!(k.stdout, p.stdout, "{f}: stdout differs");
     }
 }
@@ -129,14 +125,16 @@ fn check_config_names_file_line_and_rule() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("1 rule file(s)"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("rules/a.yml:7: group \"g\", rule 2, \"Odd\": could not parse expression:")
+        out.stdout
+            .contains("rules/a.yml:7: group \"g\", rule 2, \"Odd\": could not parse expression:")
             && out.stdout.contains("not supported"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout
-            .contains("rules/a.yml:8: group \"g\", rule 3, \"not a name\": invalid recording rule name"),
+        out.stdout.contains(
+            "rules/a.yml:8: group \"g\", rule 3, \"not a name\": invalid recording rule name"
+        ),
         "{}",
         out.stdout
     );
@@ -151,21 +149,38 @@ fn check_config_names_file_line_and_rule() {
         dir.path(),
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("OK (1 group(s), 1 rule(s))"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("OK (1 group(s), 1 rule(s))"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
 fn hostile_test_files_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in [
-        ("a.test.yml", "tests: [{input_series: [{series: 'up{', values: '1'}]}]\n"),
-        ("b.test.yml", "tests: [{input_series: [{series: 'up', values: '1+x'}]}]\n"),
+        (
+            "a.test.yml",
+            "tests: [{input_series: [{series: 'up{', values: '1'}]}]\n",
+        ),
+        (
+            "b.test.yml",
+            "tests: [{input_series: [{series: 'up', values: '1+x'}]}]\n",
+        ),
         ("c.test.yml", "tests: [{unknown: 1}]\n"),
         ("d.test.yml", "\u{0}\u{1}{{{"),
-        ("e.test.yml", "rule_files: [nothere.yml]\ntests: [{promql_expr_test: [{expr: 'up ==', eval_time: 1m}]}]\n"),
+        (
+            "e.test.yml",
+            "rule_files: [nothere.yml]\ntests: [{promql_expr_test: [{expr: 'up ==', eval_time: 1m}]}]\n",
+        ),
     ] {
         std::fs::write(dir.path().join(name), text).unwrap();
-        let out = run(&common::kubegate_bin(), &["test", "rules", name], dir.path());
+        let out = run(
+            &common::kubegate_bin(),
+            &["test", "rules", name],
+            dir.path(),
+        );
         assert_eq!(out.code, 1, "{name}: {}{}", out.stdout, out.stderr);
         assert!(out.stderr.contains("FAILED"), "{name}: {}", out.stderr);
     }

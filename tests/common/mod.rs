@@ -32,6 +32,7 @@
 pub mod ecs_fields;
 pub mod fake_k8s;
 pub mod fault_proxy;
+pub mod http_receiver;
 pub mod prometheus_peers;
 
 use std::collections::BTreeSet;
