@@ -10,10 +10,12 @@ pub mod exposition;
 pub mod hostmetrics;
 pub mod metadata;
 pub mod model;
+pub mod promql;
 pub mod run;
 pub mod scrape;
 pub mod selfmetrics;
 pub mod sink;
+pub mod tsdb;
 
 /// An error with its causes. HTTP clients' Display stops at "error sending
 /// request"; the chain says "connection refused" or "UnknownIssuer", which
