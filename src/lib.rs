@@ -11,11 +11,13 @@ pub mod hostmetrics;
 pub mod metadata;
 pub mod model;
 pub mod notify;
+pub mod promql;
 pub mod rules;
 pub mod run;
 pub mod scrape;
 pub mod selfmetrics;
 pub mod sink;
+pub mod tsdb;
 
 /// An error with its causes. HTTP clients' Display stops at "error sending
 /// request"; the chain says "connection refused" or "UnknownIssuer", which

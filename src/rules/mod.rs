@@ -5,7 +5,6 @@
 
 pub mod alerting;
 pub mod api;
-#[path = "engine_stub.rs"]
 pub mod engine;
 pub mod file;
 pub mod gofmt;
