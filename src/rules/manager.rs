@@ -306,3 +306,77 @@ pub fn due_notices(
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::alerting::EvalContext;
+    use crate::rules::engine::{QuerySample, compile};
+    use crate::rules::file::{RuleKind, RuleSpec};
+
+    fn rule() -> Rule {
+        Rule::new(
+            RuleSpec {
+                kind: RuleKind::Alert,
+                name: "Down".into(),
+                expr: "up == 0".into(),
+                for_: Duration::from_secs(60),
+                keep_firing_for: Duration::ZERO,
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+                line: 1,
+            },
+            compile("up == 0").unwrap(),
+        )
+    }
+
+    fn eval(r: &mut Rule, down: bool, t: i64) {
+        let res = if down {
+            vec![QuerySample {
+                metric: Labels::from_pairs([("job", "x")]),
+                v: 0.0,
+            }]
+        } else {
+            vec![]
+        };
+        let ext = BTreeMap::new();
+        r.eval(
+            res,
+            &EvalContext {
+                t_ms: t,
+                external_labels: &ext,
+                external_url: "",
+                limit: 0,
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn sends_firing_then_resends_after_delay_then_resolved_with_ends_at() {
+        let mut r = rule();
+        let resend = Duration::from_secs(60);
+        let iv = Duration::from_secs(15);
+        let due = |r: &mut Rule, t: i64| due_notices(r, t, resend, iv, "http://kg");
+        eval(&mut r, true, 0);
+        assert!(due(&mut r, 0).is_empty(), "pending is not sent");
+        eval(&mut r, true, 60_000);
+        let n = due(&mut r, 60_000);
+        assert_eq!(n.len(), 1);
+        assert!(!n[0].resolved);
+        assert_eq!(n[0].starts_at_ms, 60_000);
+        assert_eq!(n[0].ends_at_ms, 60_000 + 4 * 60_000);
+        assert!(n[0].generator_url.starts_with("http://kg/graph?g0.expr=up"));
+        eval(&mut r, true, 90_000);
+        assert!(due(&mut r, 90_000).is_empty(), "within the resend delay");
+        eval(&mut r, true, 121_000);
+        assert_eq!(due(&mut r, 121_000).len(), 1, "resent after the delay");
+        eval(&mut r, false, 130_000);
+        let n = due(&mut r, 130_000);
+        assert_eq!(n.len(), 1);
+        assert!(n[0].resolved);
+        assert_eq!(n[0].ends_at_ms, 130_000);
+        eval(&mut r, false, 140_000);
+        assert!(due(&mut r, 140_000).is_empty());
+    }
+}
