@@ -43,6 +43,10 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         BufferMetrics::register(metrics.registry()).expect("buffer metric names are unique");
     let (writer, reader) = buffer::open(buffer_config(&cfg), buffer_metrics)?;
     let room = writer.room_probe();
+    // --- tsdb (promql): the series window every batch is appended to ---
+    let tsdb = crate::tsdb::Tsdb::with_limits(cfg.tsdb.retention.0, cfg.tsdb.max_series);
+    crate::tsdb::spawn_maintenance(tsdb.clone(), metrics.registry());
+    // --- end tsdb ---
     let state = Arc::new(ApiState {
         metrics: metrics.clone(),
         ready: Default::default(),
@@ -50,6 +54,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         // Ready while the buffer has room: a full buffer means this pod
         // cannot take more, and the load balancer should know.
         has_room: Box::new(move || room.has_room()),
+        tsdb: tsdb.clone(),
+        external_labels: cfg.global.external_labels.clone(),
     });
     let listen = &cfg.server.listen_address;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -89,7 +95,13 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         metrics.clone(),
         deadline_rx,
     ));
-    let pipeline_task = tokio::spawn(pipeline(ctx, batch_rx, writer, metrics.clone()));
+    let pipeline_task = tokio::spawn(pipeline(
+        ctx,
+        batch_rx,
+        writer,
+        metrics.clone(),
+        tsdb.clone(),
+    ));
 
     let cfg = Arc::new(cfg);
     let manager = scrape::ScrapeManager {
@@ -228,9 +240,13 @@ async fn pipeline(
     mut input: mpsc::Receiver<SampleBatch>,
     writer: buffer::Writer,
     metrics: Arc<SelfMetrics>,
+    tsdb: crate::tsdb::Tsdb,
 ) {
     let mut host = HostDocuments::default();
     while let Some(batch) = input.recv().await {
+        // --- tsdb (promql): every batch joins the series window first ---
+        tsdb.append_batch(&batch);
+        // --- end tsdb ---
         let docs = ecs::batch_documents(&ctx, &mut host, &batch);
         if docs.is_empty() {
             continue;

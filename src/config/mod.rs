@@ -4,10 +4,12 @@
 mod output;
 mod scrape;
 mod tree;
+mod tsdb;
 mod types;
 
 pub use output::*;
 pub use scrape::*;
+pub use tsdb::TsdbSettings;
 
 pub use types::{
     ByteSize, HostPort, HttpUrl, PromDuration, check_host_port, is_label_name, parse_byte_size,
@@ -39,6 +41,8 @@ pub struct Config {
     pub buffer: BufferSettings,
     #[serde(default)]
     pub output: Output,
+    #[serde(default)]
+    pub tsdb: TsdbSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -321,6 +325,12 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
                 format!("invalid label name {name:?}"),
             ));
         }
+    }
+    if c.tsdb.retention.0 < std::time::Duration::from_secs(60) {
+        out.push((
+            vec![k("tsdb"), k("retention")],
+            "must be at least 1m".into(),
+        ));
     }
     if c.global.scrape_interval.0.is_zero() {
         out.push((

@@ -29,6 +29,9 @@ mod validate;
 
 use crate::model::Labels;
 use crate::tsdb::Tsdb;
+pub use aggregate::format_value;
+pub use eval::selector_matchers;
+pub use functions::is_label_name;
 pub use promql_parser::parser::Expr;
 pub use validate::{SUPPORTED_AGGREGATIONS, SUPPORTED_FUNCTIONS};
 
