@@ -33,6 +33,7 @@ pub mod ecs_fields;
 pub mod fake_k8s;
 pub mod fault_proxy;
 pub mod prometheus_peers;
+pub mod promql_peer;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
