@@ -258,8 +258,7 @@ impl Gen<'_> {
         }
         if self.rng.chance(0.2) {
             s.push_str(
-                *self
-                    .rng
+                self.rng
                     .pick(&[" offset 1m", " offset 5m", " offset 90s", " offset -2m"]),
             );
         }
@@ -271,7 +270,7 @@ impl Gen<'_> {
     }
 
     fn range(&mut self) -> &'static str {
-        *self.rng.pick(&["1m", "2m", "5m", "10m", "3m30s"])
+        self.rng.pick(&["1m", "2m", "5m", "10m", "3m30s"])
     }
 
     fn range_selector(&mut self, name: &str) -> String {
