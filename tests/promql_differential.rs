@@ -35,8 +35,8 @@ impl Rng {
     fn chance(&mut self, p: f64) -> bool {
         self.f() < p
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
     }
 }
 
@@ -55,7 +55,7 @@ const SPAN: i64 = 120 * MIN;
 fn generate(rng: &mut Rng, t0: i64) -> Vec<Series> {
     let mut out = Vec::new();
     let timeline = |rng: &mut Rng| -> Vec<i64> {
-        let interval = *rng.pick(&[15_000i64, 15_000, 30_000, 60_000]);
+        let interval = rng.pick(&[15_000i64, 15_000, 30_000, 60_000]);
         let start = if rng.chance(0.2) {
             rng.below(40) as i64 * MIN
         } else {
@@ -317,7 +317,7 @@ impl Gen<'_> {
         } else {
             sel
         };
-        let f = *self.rng.pick(&[
+        let f = self.rng.pick(&[
             "rate",
             "irate",
             "increase",
@@ -365,13 +365,13 @@ impl Gen<'_> {
         match self.rng.below(20) {
             0 | 1 => self.range_fn(),
             2 => {
-                let op = *self.rng.pick(&[
+                let op = self.rng.pick(&[
                     "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar",
                 ]);
                 format!("{op}{} ({})", self.grouping(), self.vector(d))
             }
             3 => {
-                let op = *self.rng.pick(&["topk", "bottomk"]);
+                let op = self.rng.pick(&["topk", "bottomk"]);
                 let k = self.rng.pick(&["1", "2", "5"]);
                 format!("{op}{} ({k}, {})", self.grouping(), self.nice(d))
             }
@@ -387,7 +387,7 @@ impl Gen<'_> {
                 self.nice(d)
             ),
             6 => {
-                let op = *self.rng.pick(&[
+                let op = self.rng.pick(&[
                     "+", "-", "*", "/", "%", "^", "==", "!=", ">", "<", ">=", "<=", "> bool",
                     "< bool", "== bool",
                 ]);
@@ -399,10 +399,10 @@ impl Gen<'_> {
                 }
             }
             7 | 8 => {
-                let op = *self.rng.pick(&[
+                let op = self.rng.pick(&[
                     "+", "-", "*", "/", ">", "<=", "> bool", "and", "or", "unless",
                 ]);
-                let m = *self.rng.pick(&[
+                let m = self.rng.pick(&[
                     "",
                     " on (job, instance)",
                     " ignoring (code)",
@@ -425,7 +425,7 @@ impl Gen<'_> {
                 format!("({l}) {op}{m} ({r})")
             }
             9 => {
-                let f = *self.rng.pick(&[
+                let f = self.rng.pick(&[
                     "abs", "ceil", "floor", "round", "sqrt", "exp", "ln", "log2", "log10",
                 ]);
                 format!("{f}({})", self.vector(d))
@@ -436,7 +436,7 @@ impl Gen<'_> {
                 _ => format!("clamp_max({}, 10)", self.vector(d)),
             },
             11 => {
-                let g = *self.rng.pick(&["le", "le, job", "job, le, instance"]);
+                let g = self.rng.pick(&["le", "le, job", "job, le, instance"]);
                 let q = self.rng.pick(&["0.5", "0.9", "0.99", "0", "1"]);
                 let w = self.range();
                 format!(
@@ -758,7 +758,7 @@ fn run_seed(seed: u64) -> (usize, Vec<String>) {
             continue;
         }
         let start = t0 + rng.below(SPAN as u64) as i64 / 1000 * 1000;
-        let step = *rng.pick(&[15_000i64, 60_000, 37_000]);
+        let step = rng.pick(&[15_000i64, 60_000, 37_000]);
         let end = start + 20 * MIN;
         let p = prom(
             &format!("{}/api/v1/query_range", prometheus.url()),
