@@ -45,6 +45,10 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         BufferMetrics::register(metrics.registry()).expect("buffer metric names are unique");
     let (writer, reader) = buffer::open(buffer_config(&cfg), buffer_metrics)?;
     let room = writer.room_probe();
+    // --- tsdb (promql): the series window every batch is appended to ---
+    let tsdb = crate::tsdb::Tsdb::with_limits(cfg.tsdb.retention.0, cfg.tsdb.max_series);
+    crate::tsdb::spawn_maintenance(tsdb.clone(), metrics.registry());
+    // --- end tsdb ---
     let state = Arc::new(ApiState {
         metrics: metrics.clone(),
         ready: Default::default(),
@@ -53,6 +57,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         // Ready while the buffer has room: a full buffer means this pod
         // cannot take more, and the load balancer should know.
         has_room: Box::new(move || room.has_room()),
+        tsdb: tsdb.clone(),
+        external_labels: cfg.global.external_labels.clone(),
     });
     let listen = &cfg.server.listen_address;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -92,7 +98,13 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         metrics.clone(),
         deadline_rx,
     ));
-    let pipeline_task = tokio::spawn(pipeline(ctx, batch_rx, writer, metrics.clone()));
+    let pipeline_task = tokio::spawn(pipeline(
+        ctx,
+        batch_rx,
+        writer,
+        metrics.clone(),
+        tsdb.clone(),
+    ));
 
     let cfg = Arc::new(cfg);
     let manager = scrape::ScrapeManager {
@@ -117,7 +129,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     }
     // --- rules (issue 7): rule groups over the series window; alerts go
     // to notify, recording-rule output down the sample path.
-    if let Some(querier) = crate::rules::engine::run_querier() {
+    {
+        let querier = Arc::new(crate::rules::engine::TsdbQuerier { db: tsdb.clone() });
         let n = crate::rules::manager::start_from_config(
             &cfg,
             state.rules.clone(),
@@ -127,7 +140,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             stop_rx.clone(),
             &mut producers,
         )?;
-        tracing::info!(groups = n, "rule manager started");
+        if n > 0 {
+            tracing::info!(groups = n, "rule manager started");
+        }
     }
     // --- end rules ---
     drop(batch_tx);
@@ -246,9 +261,13 @@ async fn pipeline(
     mut input: mpsc::Receiver<SampleBatch>,
     writer: buffer::Writer,
     metrics: Arc<SelfMetrics>,
+    tsdb: crate::tsdb::Tsdb,
 ) {
     let mut host = HostDocuments::default();
     while let Some(batch) = input.recv().await {
+        // --- tsdb (promql): every batch joins the series window first ---
+        tsdb.append_batch(&batch);
+        // --- end tsdb ---
         let docs = ecs::batch_documents(&ctx, &mut host, &batch);
         if docs.is_empty() {
             continue;

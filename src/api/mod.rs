@@ -1,6 +1,7 @@
 //! HTTP: `/metrics`, `/-/healthy`, `/-/ready`. Routing and encoding only;
 //! the state it shows belongs to other modules.
 
+pub mod query;
 mod targets;
 
 use crate::scrape::TargetRegistry;
@@ -25,6 +26,10 @@ pub struct ApiState {
     pub rules: Arc<crate::rules::RulesRegistry>,
     /// Whether the buffer can take more; readiness depends on it.
     pub has_room: Box<dyn Fn() -> bool + Send + Sync>,
+    /// The series window behind `/api/v1/query*` and `/federate`.
+    pub tsdb: crate::tsdb::Tsdb,
+    /// Added by `/federate` to series that lack them.
+    pub external_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Serves until the process ends; errors on one connection stay there.
@@ -43,7 +48,7 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req)) }
+                async move { Ok::<_, Infallible>(handle(&state, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -57,6 +62,37 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
     }
 }
 
+/// POSTed forms (Grafana queries this way) are read here, bounded, and
+/// answered like the GET with the same parameters; everything else routes.
+async fn handle(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    if *req.method() != Method::POST || !query::POST_PATHS.contains(&path.as_str()) {
+        return route(state, req);
+    }
+    use http_body_util::BodyExt;
+    let uri_query = req.uri().query().map(str::to_owned);
+    let limited = http_body_util::Limited::new(req.into_body(), query::MAX_FORM_BYTES);
+    let body = match limited.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return query::error(
+                "bad_data",
+                &format!(
+                    "cannot read the form body (at most {} bytes): {e}",
+                    query::MAX_FORM_BYTES
+                ),
+            );
+        }
+    };
+    let p = query::params(uri_query.as_deref(), &body);
+    match path.as_str() {
+        "/api/v1/query" => query::query(&state.tsdb, &p),
+        "/api/v1/query_range" => query::query_range(&state.tsdb, &p),
+        "/api/v1/series" => query::series(&state.tsdb, &p),
+        _ => query::labels(&state.tsdb, &p),
+    }
+}
+
 fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return text(
@@ -64,7 +100,18 @@ fn route(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
             "only GET and HEAD are served here\n",
         );
     }
+    let q = || query::params(req.uri().query(), b"");
     match req.uri().path() {
+        "/api/v1/query" => query::query(&state.tsdb, &q()),
+        "/api/v1/query_range" => query::query_range(&state.tsdb, &q()),
+        "/api/v1/series" => query::series(&state.tsdb, &q()),
+        "/api/v1/labels" => query::labels(&state.tsdb, &q()),
+        p if p.starts_with("/api/v1/label/") && p.ends_with("/values") => {
+            query::label_values(&state.tsdb, p, &q())
+        }
+        "/api/v1/status/buildinfo" => query::buildinfo(),
+        "/api/v1/metadata" => query::metadata(&state.tsdb, &q()),
+        "/federate" => query::federate(&state.tsdb, &q(), &state.external_labels),
         "/metrics" => Response::builder()
             .header(
                 hyper::header::CONTENT_TYPE,

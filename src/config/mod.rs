@@ -5,11 +5,13 @@ mod output;
 mod rules;
 mod scrape;
 pub(crate) mod tree;
+mod tsdb;
 mod types;
 
 pub use output::*;
 pub use rules::*;
 pub use scrape::*;
+pub use tsdb::TsdbSettings;
 
 pub use types::{
     ByteSize, HostPort, HttpUrl, PromDuration, check_host_port, is_label_name, parse_byte_size,
@@ -45,6 +47,8 @@ pub struct Config {
     pub rule_files: RuleFiles,
     #[serde(default)]
     pub alerting: Alerting,
+    #[serde(default)]
+    pub tsdb: TsdbSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -333,6 +337,12 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
                 format!("invalid label name {name:?}"),
             ));
         }
+    }
+    if c.tsdb.retention.0 < std::time::Duration::from_secs(60) {
+        out.push((
+            vec![k("tsdb"), k("retention")],
+            "must be at least 1m".into(),
+        ));
     }
     if c.global.scrape_interval.0.is_zero() {
         out.push((

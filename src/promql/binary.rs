@@ -106,6 +106,9 @@ pub fn binary(ev: &Evaluator<'_>, b: &BinaryExpr, ts: i64) -> Result<Val, Promql
                     out.extend(r.into_iter().filter(|s| !left.contains(&sig(&s.metric))));
                     out
                 }
+                // Nothing can match: Prometheus short-circuits before
+                // checking for duplicates.
+                _ if l.is_empty() || r.is_empty() => Vec::new(),
                 _ => vector_vector(op, l, r, &card, on, &names, return_bool)?,
             };
             let out: Vec<Sample> = out

@@ -51,6 +51,10 @@ pub struct Evaluator<'a> {
     /// range query or subquery hit it.
     lookahead: i64,
     cache: RefCell<HashMap<*const VectorSelector, Cached>>,
+    /// First step of the range being evaluated (the query's, or inside a
+    /// subquery its first step): Prometheus turns `@` into an offset from
+    /// it, which shows through in `predict_linear` (see functions_range).
+    pub range_start: std::cell::Cell<i64>,
 }
 
 pub fn exec(msg: impl Into<String>) -> PromqlError {
@@ -141,6 +145,7 @@ impl<'a> Evaluator<'a> {
             end,
             lookahead: (end - start) + subquery_span(expr),
             cache: RefCell::new(HashMap::new()),
+            range_start: std::cell::Cell::new(start),
         }
     }
 
@@ -239,7 +244,11 @@ impl<'a> Evaluator<'a> {
     /// lookback delta (inclusive, as in 2.x), unless it is a stale marker.
     pub fn vector_selector(&self, vs: &VectorSelector, ts: i64) -> Vec<Sample> {
         let t = self.ref_time(&vs.at, &vs.offset, ts);
-        let mint = t - self.opts.lookback_ms;
+        self.newest_in(vs, t - self.opts.lookback_ms, t)
+    }
+
+    /// The newest non-stale sample of each series in `[mint, t]`.
+    pub fn newest_in(&self, vs: &VectorSelector, mint: i64, t: i64) -> Vec<Sample> {
         let data = self.fetch(vs, mint, t);
         let mut out = Vec::new();
         for s in data.iter() {
@@ -300,6 +309,21 @@ impl<'a> Evaluator<'a> {
         }
         let mut order: Vec<Series> = Vec::new();
         let mut by_labels: HashMap<Labels, usize> = HashMap::new();
+        let outer_start = self.range_start.replace(t);
+        let result = self.subquery_steps(sq, t, end, step, &mut order, &mut by_labels);
+        self.range_start.set(outer_start);
+        result.map(|()| order)
+    }
+
+    fn subquery_steps(
+        &self,
+        sq: &SubqueryExpr,
+        mut t: i64,
+        end: i64,
+        step: i64,
+        order: &mut Vec<Series>,
+        by_labels: &mut HashMap<Labels, usize>,
+    ) -> Result<(), PromqlError> {
         while t <= end {
             let mut add = |metric: Labels, v: f64| match by_labels.get(&metric) {
                 Some(&i) => order[i].points.push((t, v)),
@@ -326,6 +350,6 @@ impl<'a> Evaluator<'a> {
             }
             t += step;
         }
-        Ok(order)
+        Ok(())
     }
 }

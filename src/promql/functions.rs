@@ -25,6 +25,19 @@ pub fn call(ev: &Evaluator<'_>, c: &Call, ts: i64) -> Result<Val, PromqlError> {
         }
         "timestamp" => {
             let vec = match args[0] {
+                // Prometheus 2.42 replaces the offset of an `@` selector
+                // here by (eval time - @ time): the written offset is lost.
+                // The samples it can see are still those fetched for the
+                // written offset: `[@ - offset - lookback, @ - offset]`.
+                Expr::VectorSelector(vs) if vs.at.is_some() => {
+                    let at = ev.ref_time(&vs.at, &None, ts);
+                    let fetched_end = ev.ref_time(&vs.at, &vs.offset, ts);
+                    let lb = ev.opts.lookback_ms;
+                    ev.newest_in(vs, (at - lb).max(fetched_end - lb), at.min(fetched_end))
+                        .into_iter()
+                        .map(|s| (s.metric, s.t as f64 / 1000.0))
+                        .collect::<Vec<_>>()
+                }
                 Expr::VectorSelector(vs) => ev
                     .vector_selector(vs, ts)
                     .into_iter()
@@ -354,16 +367,24 @@ pub fn bucket_quantile(q: f64, mut buckets: Vec<(f64, f64)>) -> f64 {
     start + (end - start) * (rank / count)
 }
 
+/// `moving_at`: how far an `@` window moves at this step; Prometheus 2.42
+/// evaluates `predict_linear`'s `@` selector with `@` turned into an
+/// offset from the range start, so its window moves with the steps of a
+/// range query (0 everywhere else).
 pub fn matrix_window(
     ev: &Evaluator<'_>,
     arg: &Expr,
     ts: i64,
+    moving_at: i64,
 ) -> Result<(Vec<Series>, i64, i64), PromqlError> {
     match arg {
         Expr::MatrixSelector(m) => {
             let end = ev.ref_time(&m.vs.at, &m.vs.offset, ts);
             let start = end - ms(&m.range);
-            Ok((ev.matrix_selector(&m.vs, start, end), start, end))
+            // A moved window only sees what was fetched for the unmoved one.
+            let (lo, hi) = (start.max(start + moving_at), end.min(end + moving_at));
+            let series = ev.matrix_selector(&m.vs, lo, hi);
+            Ok((series, start + moving_at, end + moving_at))
         }
         Expr::Subquery(sq) => {
             let end = ev.ref_time(&sq.at, &sq.offset, ts);

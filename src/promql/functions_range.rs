@@ -26,7 +26,13 @@ pub fn range_call(
         Some(i) => ev.eval_scalar(args[i], ts)?,
         None => 0.0,
     };
-    let (series, start, end) = matrix_window(ev, args[matrix_arg], ts)?;
+    let moving_at = match args[matrix_arg] {
+        Expr::MatrixSelector(m) if name == "predict_linear" && m.vs.at.is_some() => {
+            ts - ev.range_start.get()
+        }
+        _ => 0,
+    };
+    let (series, start, end) = matrix_window(ev, args[matrix_arg], ts, moving_at)?;
     if name == "absent_over_time" {
         let out = if series.is_empty() {
             vec![Sample {

@@ -29,6 +29,9 @@ mod validate;
 
 use crate::model::Labels;
 use crate::tsdb::Tsdb;
+pub use aggregate::format_value;
+pub use eval::selector_matchers;
+pub use functions::is_label_name;
 pub use promql_parser::parser::Expr;
 pub use validate::{SUPPORTED_AGGREGATIONS, SUPPORTED_FUNCTIONS};
 
@@ -48,6 +51,10 @@ pub enum PromqlError {
     /// Parses, but is outside kubegate's subset (`bad_data`).
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// A well-formed expression the query cannot take, e.g. a range
+    /// vector as a range query (`bad_data`).
+    #[error("{0}")]
+    Invalid(String),
     /// Failed while evaluating, e.g. many-to-many matching (`execution`).
     #[error("{0}")]
     Exec(String),
@@ -57,7 +64,9 @@ impl PromqlError {
     /// The `errorType` Prometheus's HTTP API reports for this error.
     pub fn error_type(&self) -> &'static str {
         match self {
-            PromqlError::Parse(_) | PromqlError::Unsupported(_) => "bad_data",
+            PromqlError::Parse(_) | PromqlError::Unsupported(_) | PromqlError::Invalid(_) => {
+                "bad_data"
+            }
             PromqlError::Exec(_) => "execution",
         }
     }
@@ -182,24 +191,24 @@ pub fn range_query_with(
     use promql_parser::parser::value::ValueType;
     match expr.value_type() {
         ValueType::Matrix => {
-            return Err(PromqlError::Exec(
+            return Err(PromqlError::Invalid(
                 "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector".into(),
             ));
         }
         ValueType::String => {
-            return Err(PromqlError::Exec(
+            return Err(PromqlError::Invalid(
                 "invalid expression type \"string\" for range query, must be Scalar or instant Vector".into(),
             ));
         }
         _ => {}
     }
     if step_ms <= 0 {
-        return Err(PromqlError::Exec(
+        return Err(PromqlError::Invalid(
             "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
         ));
     }
     if end_ms < start_ms {
-        return Err(PromqlError::Exec(
+        return Err(PromqlError::Invalid(
             "end timestamp must not be before start time".into(),
         ));
     }

@@ -67,12 +67,6 @@ pub fn memory_querier() -> Box<dyn Querier> {
     })
 }
 
-/// The querier `kubegate run` evaluates rules with: None until run.rs
-/// hands the pipeline's tsdb over.
-pub fn run_querier() -> Option<std::sync::Arc<dyn Querier>> {
-    None
-}
-
 pub fn to_samples(v: crate::promql::Value) -> Result<Vec<QuerySample>, String> {
     use crate::promql::Value;
     match v {

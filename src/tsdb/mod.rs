@@ -25,7 +25,7 @@ mod index;
 #[cfg(test)]
 mod tests;
 
-use crate::model::{Labels, SampleBatch};
+use crate::model::{Labels, MetricType, SampleBatch};
 use chunk::{HeadChunk, SAMPLES_PER_CHUNK, SealedChunk};
 use index::{Postings, SeriesId, Sym, Symbols, intersect};
 pub use promql_parser::label::{MatchOp, Matcher};
@@ -54,6 +54,8 @@ struct Inner {
     series_count: AtomicU64,
     pub out_of_order: AtomicU64,
     pub over_limit: AtomicU64,
+    /// Declared family types, for `/api/v1/metadata`; pruned by `gc`.
+    types: RwLock<std::collections::BTreeMap<String, MetricType>>,
 }
 
 #[derive(Default)]
@@ -143,6 +145,7 @@ impl Tsdb {
                 series_count: AtomicU64::new(0),
                 out_of_order: AtomicU64::new(0),
                 over_limit: AtomicU64::new(0),
+                types: Default::default(),
             }),
         }
     }
@@ -168,6 +171,18 @@ impl Tsdb {
     }
 
     pub fn append_batch(&self, batch: &SampleBatch) {
+        let known = {
+            let types = self.inner.types.read().unwrap_or_else(|e| e.into_inner());
+            batch.types.iter().all(|(k, t)| types.get(k) == Some(t))
+        };
+        if !known {
+            let mut types = self.inner.types.write().unwrap_or_else(|e| e.into_inner());
+            for (k, t) in &batch.types {
+                if types.len() < self.inner.max_series || types.contains_key(k) {
+                    types.insert(k.clone(), *t);
+                }
+            }
+        }
         for s in &batch.samples {
             self.append(
                 &s.name,
@@ -299,6 +314,18 @@ impl Tsdb {
                 index.symbols.release(v);
             }
         }
+        let names: std::collections::HashSet<&str> = index
+            .symbols
+            .lookup(METRIC_NAME)
+            .and_then(|n| index.postings.map.get(&n))
+            .map(|vals| vals.keys().map(|&v| index.symbols.get(v)).collect())
+            .unwrap_or_default();
+        // A family is named by its series' prefix (`x` for `x_bucket`).
+        self.inner
+            .types
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|family, _| names.iter().any(|n| n.starts_with(family.as_str())));
         // Ids become reusable only now that no posting names them.
         for (id, _) in &removed {
             lock(&self.inner.shards[shard_of(*id)]).free.push(*id);
@@ -396,6 +423,12 @@ impl Tsdb {
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
+    }
+
+    /// Declared metric family types (family name, type), sorted by name.
+    pub fn metadata(&self) -> Vec<(String, MetricType)> {
+        let types = self.inner.types.read().unwrap_or_else(|e| e.into_inner());
+        types.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     pub fn label_names(&self) -> Vec<String> {
@@ -512,4 +545,45 @@ fn candidates(index: &Index, matchers: &[Matcher]) -> Option<Vec<SeriesId>> {
         }
     }
     result
+}
+
+/// How often retention runs.
+pub const GC_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Registers `kubegate_tsdb_*` gauges and runs retention every
+/// [`GC_INTERVAL`] on the blocking pool. Needs a tokio runtime.
+pub fn spawn_maintenance(db: Tsdb, registry: &prometheus::Registry) {
+    let series =
+        prometheus::IntGauge::new("kubegate_tsdb_series", "Series in the in-memory window.")
+            .expect("valid metric");
+    let ooo = prometheus::IntGauge::new(
+        "kubegate_tsdb_out_of_order_samples",
+        "Samples dropped since start for being older than or as old as their series' last sample.",
+    )
+    .expect("valid metric");
+    let over = prometheus::IntGauge::new(
+        "kubegate_tsdb_over_limit_samples",
+        "Samples of new series dropped since start because tsdb.max_series was reached.",
+    )
+    .expect("valid metric");
+    for g in [&series, &ooo, &over] {
+        if let Err(e) = registry.register(Box::new(g.clone())) {
+            tracing::warn!(error = %e, "cannot register tsdb metrics");
+        }
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        let mut last_gc = std::time::Instant::now();
+        loop {
+            tick.tick().await;
+            if last_gc.elapsed() >= GC_INTERVAL {
+                let d = db.clone();
+                let _ = tokio::task::spawn_blocking(move || d.gc()).await;
+                last_gc = std::time::Instant::now();
+            }
+            series.set(db.series_count() as i64);
+            ooo.set(db.out_of_order_total() as i64);
+            over.set(db.over_limit_total() as i64);
+        }
+    });
 }

@@ -34,6 +34,7 @@ pub mod fake_k8s;
 pub mod fault_proxy;
 pub mod http_receiver;
 pub mod prometheus_peers;
+pub mod promql_peer;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
