@@ -122,6 +122,7 @@ impl Template {
             name,
             src: text,
             pos: 0,
+            depth: 0,
         }
         .parse()?;
         t.name = name.to_owned();
@@ -164,7 +165,12 @@ struct Parser<'a> {
     name: &'a str,
     src: &'a str,
     pos: usize,
+    depth: usize,
 }
+
+/// Nesting deeper than this is refused, so a hostile template cannot
+/// overflow the stack (Go's parser has a similar limit).
+const MAX_DEPTH: usize = 100;
 
 enum Item {
     Node(Node),
@@ -202,6 +208,16 @@ impl Parser<'_> {
 
     /// Nodes up to `{{end}}`/`{{else}}` (returned) or the end of input.
     fn list(&mut self) -> Result<(Vec<Node>, Option<Item>), TemplateError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err("template nested too deeply"));
+        }
+        let r = self.list_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn list_inner(&mut self) -> Result<(Vec<Node>, Option<Item>), TemplateError> {
         let mut nodes = Vec::new();
         loop {
             let rest = &self.src[self.pos..];
@@ -369,6 +385,9 @@ impl Parser<'_> {
     }
 
     fn pipe(&self, toks: &[String], line: usize) -> Result<Pipe, TemplateError> {
+        if toks.iter().filter(|t| *t == "(").count() > MAX_DEPTH {
+            return Err(self.err("template nested too deeply"));
+        }
         let mut decl = Vec::new();
         let mut toks = toks;
         // `$x := ...` or `$k, $v := ...`
@@ -1046,6 +1065,24 @@ mod tests {
         assert!(x("{{ if 1 }}x").contains("unexpected EOF"));
         assert!(x("{{ humanize \"abc\" }}").contains("invalid syntax"));
         assert!(x("{{ $undefined }}").contains("undefined variable"));
+        let deep_if = "{{ if 1 }}".repeat(100_000);
+        assert!(x(&deep_if).contains("nested too deeply"));
+        let deep_paren = format!("{{{{ {}1{} }}}}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(x(&deep_paren).contains("nested too deeply"));
+        for junk in [
+            "{{",
+            "}}{{",
+            "{{ \"",
+            "{{ ( }}",
+            "{{ ) }}",
+            "{{ | }}",
+            "{{ end }}",
+            "{{ else }}",
+            "{{ range 1 }}x{{ end }}",
+            "{{ $x := }}",
+        ] {
+            let _ = x(junk);
+        }
         assert_eq!(
             expand_alert("__alert_T", "{{ nosuch }}", &data()),
             "<error expanding template: template: __alert_T:1: function \"nosuch\" not defined>"
