@@ -12,11 +12,15 @@ pub mod ingest;
 pub mod leader;
 pub mod metadata;
 pub mod model;
+pub mod notify;
+pub mod promql;
 pub mod readiness;
+pub mod rules;
 pub mod run;
 pub mod scrape;
 pub mod selfmetrics;
 pub mod sink;
+pub mod tsdb;
 
 /// An error with its causes. HTTP clients' Display stops at "error sending
 /// request"; the chain says "connection refused" or "UnknownIssuer", which

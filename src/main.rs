@@ -29,14 +29,34 @@ enum Command {
         #[command(subcommand)]
         what: CheckWhat,
     },
+    /// Run promtool-style rule unit tests.
+    Test {
+        #[command(subcommand)]
+        what: TestWhat,
+    },
     /// Print the version.
     Version,
 }
 
 #[derive(Subcommand)]
+enum TestWhat {
+    /// Run promtool unit-test files (`rule_files`, `tests`, ...) unchanged.
+    Rules {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum CheckWhat {
-    /// Check config files; prints every error with file, line and key.
+    /// Check config files and the rule files they name; prints every
+    /// error with file, line and key (or group and rule).
     Config {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Check Prometheus rule files.
+    Rules {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -52,6 +72,29 @@ fn main() -> ExitCode {
         Command::Check {
             what: CheckWhat::Config { files },
         } => check_config(&files),
+        Command::Check {
+            what: CheckWhat::Rules { files },
+        } => {
+            if check_rule_files(&files) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Test {
+            what: TestWhat::Rules { files },
+        } => {
+            let ok = kubegate::rules::unittest::run_files(
+                &files,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Run { config } => match run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -66,12 +109,17 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for f in files {
         match config::load_file(f) {
-            Ok(c) => println!(
-                "{}: OK ({} scrape config(s), sink {:?})",
-                f.display(),
-                c.scrape_configs.len(),
-                c.output.sink
-            ),
+            Ok(c) => {
+                let rule_files = c.rule_files.resolve();
+                println!(
+                    "{}: OK ({} scrape config(s), sink {:?}, {} rule file(s))",
+                    f.display(),
+                    c.scrape_configs.len(),
+                    c.output.sink,
+                    rule_files.len()
+                );
+                ok &= check_rule_files(&rule_files);
+            }
             Err(errs) => {
                 ok = false;
                 for e in &errs.0 {
@@ -86,6 +134,28 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Prints one line per rule file, or every error in it.
+fn check_rule_files(files: &[PathBuf]) -> bool {
+    let mut ok = true;
+    for result in kubegate::rules::group::check_files(files) {
+        match result {
+            Ok((f, groups, rules)) => {
+                println!("{}: OK ({groups} group(s), {rules} rule(s))", f.display())
+            }
+            Err(errs) => {
+                ok = false;
+                for e in &errs.0 {
+                    println!("{e}");
+                }
+                if let Some(first) = errs.0.first() {
+                    println!("{}: {} error(s)", first.file, errs.0.len());
+                }
+            }
+        }
+    }
+    ok
 }
 
 fn run(path: Option<PathBuf>) -> anyhow::Result<()> {

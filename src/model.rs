@@ -150,6 +150,9 @@ pub enum SourceKind {
     /// A Prometheus remote-write request: metricbeat's
     /// `prometheus.remote_write` layout.
     RemoteWrite,
+    /// Recording-rule output: `prometheus.collector` layout; already in
+    /// the series window (the rule wrote it there for later rules).
+    Rule,
 }
 
 /// Identity of the endpoint a batch was read from.

@@ -41,6 +41,8 @@ pub enum RunError {
     Leader(#[from] leader::LeaderError),
     #[error(transparent)]
     Beats(#[from] crate::ingest::beats::BeatsError),
+    #[error(transparent)]
+    Rules(#[from] crate::rules::manager::StartError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("shutdown grace period of {0:?} ran out; {1} record(s) in the memory buffer were lost")]
@@ -60,15 +62,22 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     // --- push: Pushgateway API and remote-write receiver (ingest::push) ---
     let push = push::start(&cfg, batch_tx.clone(), metrics.registry()).await?;
     // --- end push ---
+    // --- tsdb (promql): the series window every batch is appended to ---
+    let tsdb = crate::tsdb::Tsdb::with_limits(cfg.tsdb.retention.0, cfg.tsdb.max_series);
+    crate::tsdb::spawn_maintenance(tsdb.clone(), metrics.registry());
+    // --- end tsdb ---
     let state = Arc::new(ApiState {
         metrics: metrics.clone(),
         ready: Default::default(),
         targets: Default::default(),
+        rules: Default::default(),
         // Ready while the buffer has room: a full buffer means this pod
         // cannot take more, and the load balancer should know.
         has_room: Box::new(move || room.has_room()),
         readiness: readiness.clone(),
         push: push.clone(),
+        tsdb: tsdb.clone(),
+        external_labels: cfg.global.external_labels.clone(),
     });
     let listen = &cfg.server.listen_address;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -120,7 +129,13 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         .as_ref()
         .filter(|b| b.enabled)
         .map(|_| writer.clone());
-    let pipeline_task = tokio::spawn(pipeline(ctx, batch_rx, writer, metrics.clone()));
+    let pipeline_task = tokio::spawn(pipeline(
+        ctx,
+        batch_rx,
+        writer,
+        metrics.clone(),
+        tsdb.clone(),
+    ));
 
     let cfg = Arc::new(cfg);
     let offset_seed = xxhash_rust::xxh3::xxh3_64(
@@ -193,6 +208,24 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         .await?;
     }
     // ---- end beats ----
+    // --- rules (issue 7): rule groups over the series window; alerts go
+    // to notify, recording-rule output down the sample path.
+    {
+        let querier = Arc::new(crate::rules::engine::TsdbQuerier { db: tsdb.clone() });
+        let n = crate::rules::manager::start_from_config(
+            &cfg,
+            state.rules.clone(),
+            querier,
+            batch_tx.clone(),
+            metrics.registry(),
+            stop_rx.clone(),
+            &mut producers,
+        )?;
+        if n > 0 {
+            tracing::info!(groups = n, "rule manager started");
+        }
+    }
+    // --- end rules ---
     drop(batch_tx);
 
     state.ready.store(true, Ordering::Release);
@@ -373,9 +406,17 @@ async fn pipeline(
     mut input: mpsc::Receiver<SampleBatch>,
     writer: buffer::Writer,
     metrics: Arc<SelfMetrics>,
+    tsdb: crate::tsdb::Tsdb,
 ) {
     let mut host = HostDocuments::default();
     while let Some(batch) = input.recv().await {
+        // --- tsdb (promql): every batch joins the series window first ---
+        // Recording rules wrote their output already (so later rules of
+        // the group see it); appending again would count as out of order.
+        if batch.kind != SourceKind::Rule {
+            tsdb.append_batch(&batch);
+        }
+        // --- end tsdb ---
         let docs = ecs::batch_documents(&ctx, &mut host, &batch);
         if docs.is_empty() {
             continue;

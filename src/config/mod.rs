@@ -6,8 +6,10 @@ mod cluster;
 mod kubernetes;
 mod output;
 mod push;
+mod rules;
 mod scrape;
-mod tree;
+pub(crate) mod tree;
+mod tsdb;
 mod types;
 
 pub use beats::*;
@@ -15,7 +17,9 @@ pub use cluster::{ClusterMode, ClusterSettings};
 pub use kubernetes::*;
 pub use output::*;
 pub use push::*;
+pub use rules::*;
 pub use scrape::*;
+pub use tsdb::TsdbSettings;
 
 pub use types::{
     ByteSize, HostPort, HttpUrl, PromDuration, check_host_port, is_label_name, parse_byte_size,
@@ -49,6 +53,12 @@ pub struct Config {
     pub beats: Option<BeatsConfig>,
     #[serde(default)]
     pub log_metrics: LogMetricsConfig,
+    #[serde(default)]
+    pub rule_files: RuleFiles,
+    #[serde(default)]
+    pub alerting: Alerting,
+    #[serde(default)]
+    pub tsdb: TsdbSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -61,6 +71,8 @@ pub struct Global {
     pub external_labels: BTreeMap<String, String>,
     /// Where kubegate keeps its files (NDJSON output, later the buffer).
     pub data_dir: PathBuf,
+    /// How often rule groups without their own `interval` are evaluated.
+    pub evaluation_interval: PromDuration,
 }
 
 impl Default for Global {
@@ -70,6 +82,7 @@ impl Default for Global {
             scrape_timeout: None,
             external_labels: BTreeMap::new(),
             data_dir: PathBuf::from("data"),
+            evaluation_interval: PromDuration::secs(60),
         }
     }
 }
@@ -191,7 +204,10 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, &name, &|k| std::env::var(k).ok()),
+        Ok(text) => load_str(&text, &name, &|k| std::env::var(k).ok()).map(|mut c| {
+            c.rule_files.set_base(path);
+            c
+        }),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             file: name,
             line: 0,
@@ -331,6 +347,12 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
                 format!("invalid label name {name:?}"),
             ));
         }
+    }
+    if c.tsdb.retention.0 < std::time::Duration::from_secs(60) {
+        out.push((
+            vec![k("tsdb"), k("retention")],
+            "must be at least 1m".into(),
+        ));
     }
     if c.global.scrape_interval.0.is_zero() {
         out.push((
@@ -538,6 +560,7 @@ fn validate(c: &Config) -> Vec<(Vec<Step>, String)> {
         out.extend(beats::validate_beats(b));
     }
     out.extend(beats::validate_log_metrics(&c.log_metrics));
+    out.extend(rules::validate(&c.alerting, c.global.evaluation_interval));
     let o = &c.output;
     if o.file.max_file_size.0 < 1024 {
         out.push((

@@ -137,7 +137,7 @@ pub fn batch_documents(
     batch: &SampleBatch,
 ) -> Vec<Document> {
     match batch.kind {
-        SourceKind::Scrape => prometheus_documents(ctx, batch, batch.interval),
+        SourceKind::Scrape | SourceKind::Rule => prometheus_documents(ctx, batch, batch.interval),
         SourceKind::Host => host.documents(ctx, batch, batch.interval),
         SourceKind::Push => {
             prometheus_documents_as(ctx, batch, batch.interval, PrometheusLayout::PUSH)

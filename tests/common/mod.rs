@@ -34,7 +34,9 @@ pub mod ecs_fields;
 pub mod fake_k8s;
 pub mod fault_proxy;
 pub mod helm;
+pub mod http_receiver;
 pub mod prometheus_peers;
+pub mod promql_peer;
 pub mod push_peers;
 pub mod static_target;
 

@@ -1,0 +1,323 @@
+//! Rule evaluation bench (issue 7): 1,000 alert rules (rate, ratios of
+//! `sum by`, `histogram_quantile`, comparisons with `and on`) over 100k
+//! series, kubegate's tsdb + evaluator + rule groups in this process,
+//! beside Debian's `prometheus` evaluating the same rule file over the
+//! same series (scraped from a load server in this process).
+//!
+//! ```sh
+//! cargo bench --bench rules_load
+//! KG_SVCS=20 cargo bench --bench rules_load     # 10k series, quicker
+//! ```
+//!
+//! kubegate: the series get 5 samples 15 s apart, then every group is
+//! evaluated `KG_CYCLES` (5) times at the last sample's time; the figure is
+//! the median wall time of one full cycle (all 10 groups, one after the
+//! other, one thread). Peak RSS: `VmHWM` of this process after the cycles
+//! (it also holds the generated exposition text, a few MB).
+//! Prometheus: scrape and evaluation interval 5 s; after 6 evaluations it
+//! reports `prometheus_rule_group_last_duration_seconds` (sum over the 10
+//! groups, which Prometheus runs concurrently, and the largest) and its
+//! `VmHWM`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kubegate::model::Labels;
+use kubegate::rules::engine::{Querier, TsdbQuerier};
+use kubegate::rules::group::load_groups;
+
+const LE: [&str; 8] = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Every series as (name, labels, value at `round`).
+fn series(svcs: usize, round: u64) -> Vec<(&'static str, Labels, f64)> {
+    let r = round as f64;
+    let mut out = Vec::with_capacity(svcs * 500);
+    for s in 0..svcs {
+        let svc = format!("s{s}");
+        for p in 0..50 {
+            let pod = format!("p{p}");
+            for code in ["200", "500"] {
+                let per = if code == "500" { (s % 7) as f64 } else { 60.0 };
+                out.push((
+                    "bench_requests_total",
+                    Labels::from_pairs([("svc", svc.as_str()), ("pod", &pod), ("code", code)]),
+                    per * 15.0 * r,
+                ));
+            }
+            out.push((
+                "bench_up",
+                Labels::from_pairs([("svc", svc.as_str()), ("pod", &pod)]),
+                if (s + p) % 13 == 0 { 0.0 } else { 1.0 },
+            ));
+        }
+        for p in 0..25 {
+            let pod = format!("p{p}");
+            for (i, le) in LE.iter().enumerate() {
+                let cum = (i as f64 + 1.0).min(7.0) * (10 + s % 5) as f64;
+                out.push((
+                    "bench_latency_seconds_bucket",
+                    Labels::from_pairs([("svc", svc.as_str()), ("pod", &pod), ("le", *le)]),
+                    cum * 15.0 * r,
+                ));
+            }
+        }
+        for p in 0..150 {
+            out.push((
+                "bench_mem_bytes",
+                Labels::from_pairs([("svc", svc.as_str()), ("pod", format!("p{p}").as_str())]),
+                (p as f64) * 1e7 + (s as f64) * 1e6,
+            ));
+        }
+    }
+    out
+}
+
+fn rule_file(svcs: usize) -> String {
+    let mut s = String::from("groups:\n");
+    for g in 0..10 {
+        s.push_str(&format!("  - name: bench{g}\n    rules:\n"));
+        for j in 0..100 {
+            let i = g * 100 + j;
+            let k = i % svcs;
+            let expr = match i % 4 {
+                0 => format!("rate(bench_requests_total{{svc=\"s{k}\",code=\"500\"}}[1m]) > 0.1"),
+                1 => format!(
+                    "sum by (svc) (rate(bench_requests_total{{svc=\"s{k}\",code=\"500\"}}[1m])) / sum by (svc) (rate(bench_requests_total{{svc=\"s{k}\"}}[1m])) > 0.05"
+                ),
+                2 => format!(
+                    "histogram_quantile(0.99, sum by (le) (rate(bench_latency_seconds_bucket{{svc=\"s{k}\"}}[1m]))) > 0.5"
+                ),
+                _ => format!(
+                    "bench_mem_bytes{{svc=\"s{k}\"}} > 1e9 and on (svc, pod) bench_up{{svc=\"s{k}\"}} == 1"
+                ),
+            };
+            s.push_str(&format!(
+                "      - alert: Bench{i}\n        expr: '{expr}'\n        for: 1m\n        labels: {{severity: warning}}\n        annotations: {{summary: '{{{{ $labels.svc }}}} at {{{{ $value | humanize }}}}'}}\n"
+            ));
+        }
+    }
+    s
+}
+
+fn exposition(svcs: usize, round: u64) -> String {
+    let mut out = String::with_capacity(svcs * 500 * 70);
+    for (name, labels, v) in series(svcs, round) {
+        out.push_str(name);
+        out.push('{');
+        let mut first = true;
+        for (k, val) in labels.iter() {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&format!("{k}=\"{val}\""));
+        }
+        out.push_str(&format!("}} {v}\n"));
+    }
+    out
+}
+
+fn vm_hwm_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn prometheus_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("KG_PROMETHEUS") {
+        return p.into();
+    }
+    let env = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".peers/paths.env");
+    std::fs::read_to_string(env)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("PROMETHEUS=").map(|v| v.trim().to_owned()))
+        })
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/prometheus".into())
+}
+
+fn kubegate_side(svcs: usize, rules_path: &std::path::Path) -> (Duration, u64, usize) {
+    let db = kubegate::tsdb::Tsdb::with_limits(Duration::from_secs(7200), usize::MAX);
+    let q = TsdbQuerier { db };
+    let t0 = kubegate::model::now_ms() - 60_000;
+    let mut n = 0;
+    for round in 0..5u64 {
+        let t = t0 + round as i64 * 15_000;
+        let all = series(svcs, round);
+        n = all.len();
+        for (name, labels, v) in &all {
+            q.append(name, labels, t, *v);
+        }
+    }
+    let t_eval = t0 + 4 * 15_000;
+    let mut groups = load_groups(&[rules_path.to_path_buf()], Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ext = Default::default();
+    let mut times = Vec::new();
+    let cycles = env_num("KG_CYCLES", 5);
+    for c in 0..cycles {
+        let started = Instant::now();
+        let mut failures = 0;
+        for g in groups.iter_mut() {
+            failures += g
+                .eval(&q, t_eval + c as i64 * 15_000, &ext, "")
+                .failures
+                .len();
+        }
+        assert_eq!(failures, 0, "rule evaluation failed");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let firing: usize = groups
+        .iter()
+        .flat_map(|g| g.rules.iter())
+        .map(|r| r.active.len())
+        .sum();
+    let _ = firing;
+    (times[times.len() / 2], vm_hwm_kib("self"), n)
+}
+
+fn serve(listener: TcpListener, svcs: usize, rounds: Arc<AtomicU64>) {
+    for stream in listener.incoming().flatten() {
+        let round = rounds.fetch_add(1, Ordering::Relaxed);
+        let body = exposition(svcs, round);
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(body.as_bytes());
+        });
+    }
+}
+
+fn metric_sum(text: &str, name: &str) -> (f64, f64) {
+    let mut sum = 0.0;
+    let mut max = 0.0f64;
+    for l in text.lines().filter(|l| l.starts_with(name)) {
+        if let Some(v) = l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            sum += v;
+            max = max.max(v);
+        }
+    }
+    (sum, max)
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nhost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+}
+
+fn prometheus_side(
+    svcs: usize,
+    rules_path: &std::path::Path,
+    dir: &std::path::Path,
+) -> Option<(f64, f64, u64)> {
+    let listener = TcpListener::bind("127.0.0.1:0").ok()?;
+    let load_port = listener.local_addr().ok()?.port();
+    let rounds = Arc::new(AtomicU64::new(0));
+    let r = rounds.clone();
+    std::thread::spawn(move || serve(listener, svcs, r));
+    let prom_port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global: {{scrape_interval: 5s, scrape_timeout: 5s, evaluation_interval: 5s}}\nrule_files: ['{}']\nscrape_configs:\n  - job_name: load\n    static_configs: [{{targets: ['127.0.0.1:{load_port}']}}]\n",
+            rules_path.display()
+        ),
+    )
+    .ok()?;
+    let mut child = Command::new(prometheus_bin())
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut result = None;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        let Some(m) = http_get(prom_port, "/metrics") else {
+            continue;
+        };
+        let (evals, _) = metric_sum(&m, "prometheus_rule_evaluations_total{");
+        // Six cycles of 1,000 rules, after at least two scrapes.
+        if evals >= 6000.0 && rounds.load(Ordering::Relaxed) >= 3 {
+            let (sum, max) = metric_sum(&m, "prometheus_rule_group_last_duration_seconds{");
+            result = Some((sum, max, vm_hwm_kib(&pid)));
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("load bench: run it with `cargo bench --bench rules_load`");
+        return;
+    }
+    let svcs = env_num("KG_SVCS", 200);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules_path = dir.path().join("bench.rules.yml");
+    std::fs::write(&rules_path, rule_file(svcs)).expect("write rules");
+    let (cycle, hwm, n) = kubegate_side(svcs, &rules_path);
+    println!("rules_load: 1000 alert rules over {n} series");
+    println!(
+        "  kubegate:   {:>8.1} ms per cycle (median, 10 groups in sequence), peak RSS {:.1} MiB (bench process)",
+        cycle.as_secs_f64() * 1000.0,
+        hwm as f64 / 1024.0
+    );
+    match prometheus_side(svcs, &rules_path, dir.path()) {
+        Some((sum, max, hwm)) => println!(
+            "  prometheus: {:>8.1} ms per cycle (sum of prometheus_rule_group_last_duration_seconds; largest group {:.1} ms), peak RSS {:.1} MiB",
+            sum * 1000.0,
+            max * 1000.0,
+            hwm as f64 / 1024.0
+        ),
+        None => println!("  prometheus: no figures (did not evaluate 6 cycles within 180 s)"),
+    }
+}

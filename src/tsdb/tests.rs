@@ -1,0 +1,170 @@
+use super::*;
+use crate::model::stale_nan;
+
+fn m(op: &str, name: &str, value: &str) -> Matcher {
+    let op = match op {
+        "=" => MatchOp::Equal,
+        "!=" => MatchOp::NotEqual,
+        "=~" => MatchOp::Re(regex::Regex::new(&format!("^(?:{value})$")).unwrap()),
+        _ => MatchOp::NotRe(regex::Regex::new(&format!("^(?:{value})$")).unwrap()),
+    };
+    Matcher::new(op, name, value)
+}
+
+fn db_with_series() -> Tsdb {
+    let db = Tsdb::new(Duration::from_secs(3600));
+    for (job, inst) in [("api", "a"), ("api", "b"), ("db", "a")] {
+        let l = Labels::from_pairs([("job", job), ("instance", inst)]);
+        for i in 0..300 {
+            db.append("up", &l, i * 15_000, i as f64);
+        }
+    }
+    db.append("other", &Labels::from_pairs([("job", "api")]), 0, 1.0);
+    db
+}
+
+#[test]
+fn select_with_all_four_matchers_and_empty_label_semantics() {
+    let db = db_with_series();
+    let names = |v: Vec<SeriesData>| -> Vec<String> {
+        v.into_iter().map(|s| s.labels.to_string()).collect()
+    };
+    assert_eq!(
+        db.select(
+            &[m("=", "__name__", "up"), m("=", "job", "api")],
+            0,
+            i64::MAX
+        )
+        .len(),
+        2
+    );
+    assert_eq!(
+        db.select(
+            &[m("=", "__name__", "up"), m("!=", "job", "api")],
+            0,
+            i64::MAX
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        db.select(
+            &[m("=~", "__name__", "up|other"), m("=~", "job", "a.*")],
+            0,
+            i64::MAX
+        )
+        .len(),
+        3
+    );
+    assert_eq!(
+        db.select(
+            &[m("=", "__name__", "up"), m("!~", "instance", "a")],
+            0,
+            i64::MAX
+        )
+        .len(),
+        1
+    );
+    // A label that is absent equals the empty string.
+    assert_eq!(
+        names(db.select(&[m("=", "instance", "")], 0, i64::MAX)),
+        [r#"{__name__="other",job="api"}"#]
+    );
+    assert!(
+        db.select(&[m("=", "__name__", "nope")], 0, i64::MAX)
+            .is_empty()
+    );
+}
+
+#[test]
+fn select_returns_only_samples_in_range_across_chunks() {
+    let db = db_with_series();
+    let s = db.select(&[m("=", "job", "db")], 15_000 * 100, 15_000 * 250);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].samples.len(), 151);
+    assert_eq!(s[0].samples[0], (15_000 * 100, 100.0));
+    assert_eq!(s[0].samples[150], (15_000 * 250, 250.0));
+}
+
+#[test]
+fn out_of_order_and_duplicates_are_dropped_and_stale_markers_kept() {
+    let db = Tsdb::new(Duration::from_secs(3600));
+    let l = Labels::from_pairs([("a", "1")]);
+    db.append("x", &l, 1000, 1.0);
+    db.append("x", &l, 1000, 2.0);
+    db.append("x", &l, 500, 2.0);
+    db.append("x", &l, 2000, stale_nan());
+    assert_eq!(db.out_of_order_total(), 2);
+    let s = db.select(&[m("=", "__name__", "x")], 0, 5000);
+    assert_eq!(s[0].samples.len(), 2);
+    assert!(crate::model::is_stale_nan(s[0].samples[1].1));
+}
+
+#[test]
+fn retention_drops_old_chunks_and_dead_series_and_reuses_ids() {
+    let db = Tsdb::new(Duration::from_secs(600));
+    let dead = Labels::from_pairs([("s", "dead")]);
+    let live = Labels::from_pairs([("s", "live")]);
+    for i in 0..100 {
+        db.append("m", &dead, i * 1000, 1.0);
+    }
+    for i in 0..2000 {
+        db.append("m", &live, i * 1000, i as f64);
+    }
+    db.gc();
+    assert_eq!(db.series_count(), 1);
+    assert_eq!(db.label_values("s"), ["live"]);
+    let s = db.select(&[m("=", "__name__", "m")], 0, i64::MAX);
+    assert_eq!(s.len(), 1);
+    // Whole chunks go: what is left starts within one chunk of the cutoff.
+    let first = s[0].samples[0].0;
+    assert!(
+        (1_999_000 - 600_000 - 120_000..=1_999_000 - 600_000).contains(&first),
+        "{first}"
+    );
+    // A new series reuses the freed id and is found by its own labels only.
+    db.append("n", &Labels::from_pairs([("s", "new")]), 2_000_000, 7.0);
+    let s = db.select(&[m("=", "s", "new")], 0, i64::MAX);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].samples, [(2_000_000, 7.0)]);
+    assert!(db.select(&[m("=", "s", "dead")], 0, i64::MAX).is_empty());
+}
+
+#[test]
+fn max_series_bounds_the_index() {
+    let db = Tsdb::with_limits(Duration::from_secs(600), 10);
+    for i in 0..20 {
+        db.append("m", &Labels::from_pairs([("i", i.to_string())]), 1, 1.0);
+    }
+    assert_eq!(db.series_count(), 10);
+    assert_eq!(db.over_limit_total(), 10);
+}
+
+#[test]
+fn concurrent_appends_and_queries() {
+    let db = Tsdb::new(Duration::from_secs(3600));
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let db = db.clone();
+            s.spawn(move || {
+                for i in 0..2000 {
+                    let l = Labels::from_pairs([("w", w.to_string()), ("k", (i % 50).to_string())]);
+                    db.append("c", &l, i, i as f64);
+                }
+            });
+        }
+        let db = db.clone();
+        s.spawn(move || {
+            for _ in 0..50 {
+                let _ = db.select(&[m("=", "__name__", "c")], 0, i64::MAX);
+            }
+        });
+    });
+    assert_eq!(db.series_count(), 200);
+    let total: usize = db
+        .select(&[m("=", "__name__", "c")], 0, i64::MAX)
+        .iter()
+        .map(|s| s.samples.len())
+        .sum();
+    assert_eq!(total, 8000);
+}
