@@ -190,6 +190,32 @@ fn parse_query(p: &Params) -> Result<Expr, ApiErr> {
     })
 }
 
+/// Prometheus's `--query.timeout` default.
+pub const DEFAULT_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The `timeout` parameter (at most the default), as Prometheus.
+fn eval_options(p: &Params) -> Result<promql::EvalOptions, ApiErr> {
+    let timeout = match param(p, "timeout") {
+        None | Some("") => DEFAULT_QUERY_TIMEOUT,
+        Some(s) => match s.parse::<f64>() {
+            Ok(f) if f.is_finite() && f > 0.0 => std::time::Duration::from_secs_f64(f),
+            _ => crate::config::parse_duration(s).map_err(|_| {
+                err(
+                    "bad_data",
+                    &format!(
+                        "invalid parameter \"timeout\": cannot parse \"{s}\" to a valid duration"
+                    ),
+                )
+            })?,
+        }
+        .min(DEFAULT_QUERY_TIMEOUT),
+    };
+    Ok(promql::EvalOptions {
+        timeout: Some(timeout),
+        ..Default::default()
+    })
+}
+
 fn eval_error(e: PromqlError) -> ApiErr {
     err(e.error_type(), &e.to_string())
 }
@@ -209,7 +235,7 @@ pub fn query(db: &Tsdb, p: &Params) -> Resp {
     let run = || -> Result<Resp, ApiErr> {
         let expr = parse_query(p)?;
         let t = time_param(p, "time", now_ms())?;
-        let v = promql::instant_query(db, &expr, t).map_err(eval_error)?;
+        let v = promql::instant_query_with(db, &expr, t, eval_options(p)?).map_err(eval_error)?;
         Ok(success(&value_json(&v)))
     };
     respond(run())
@@ -266,7 +292,8 @@ pub fn query_range(db: &Tsdb, p: &Params) -> Resp {
             ));
         }
         let expr = parse_query(p)?;
-        let v = promql::range_query(db, &expr, start, end, step).map_err(eval_error)?;
+        let v = promql::range_query_with(db, &expr, start, end, step, eval_options(p)?)
+            .map_err(eval_error)?;
         Ok(success(&value_json(&v)))
     };
     respond(run())

@@ -55,6 +55,9 @@ pub struct Evaluator<'a> {
     /// subquery its first step): Prometheus turns `@` into an offset from
     /// it, which shows through in `predict_linear` (see functions_range).
     pub range_start: std::cell::Cell<i64>,
+    /// Samples loaded in the current step, against `opts.max_samples`.
+    loaded: std::cell::Cell<u64>,
+    deadline: Option<std::time::Instant>,
 }
 
 pub fn exec(msg: impl Into<String>) -> PromqlError {
@@ -146,7 +149,36 @@ impl<'a> Evaluator<'a> {
             lookahead: (end - start) + subquery_span(expr),
             cache: RefCell::new(HashMap::new()),
             range_start: std::cell::Cell::new(start),
+            loaded: std::cell::Cell::new(0),
+            deadline: opts.timeout.map(|t| std::time::Instant::now() + t),
         }
+    }
+
+    /// Starts a step of a range query: resets the sample budget, checks
+    /// the deadline.
+    pub fn next_step(&self) -> Result<(), PromqlError> {
+        self.loaded.set(0);
+        self.check_deadline()
+    }
+
+    fn check_deadline(&self) -> Result<(), PromqlError> {
+        match self.deadline {
+            Some(d) if std::time::Instant::now() > d => {
+                Err(PromqlError::Timeout("expression evaluation"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn charge(&self, n: usize) -> Result<(), PromqlError> {
+        let total = self.loaded.get() + n as u64;
+        self.loaded.set(total);
+        if total > self.opts.max_samples {
+            return Err(exec(
+                "query processing would load too many samples into memory in query execution",
+            ));
+        }
+        Ok(())
     }
 
     /// The time a selector or subquery looks at when evaluated at `ts`.
@@ -325,6 +357,7 @@ impl<'a> Evaluator<'a> {
         by_labels: &mut HashMap<Labels, usize>,
     ) -> Result<(), PromqlError> {
         while t <= end {
+            self.check_deadline()?;
             let mut add = |metric: Labels, v: f64| match by_labels.get(&metric) {
                 Some(&i) => order[i].points.push((t, v)),
                 None => {
@@ -337,6 +370,7 @@ impl<'a> Evaluator<'a> {
             };
             match self.eval(&sq.expr, t)? {
                 Val::Vector(v) => {
+                    self.charge(v.len())?;
                     for s in v {
                         add(s.metric, s.v);
                     }

@@ -384,6 +384,7 @@ pub fn matrix_window(
             // A moved window only sees what was fetched for the unmoved one.
             let (lo, hi) = (start.max(start + moving_at), end.min(end + moving_at));
             let series = ev.matrix_selector(&m.vs, lo, hi);
+            ev.charge(series.iter().map(|s| s.points.len()).sum())?;
             Ok((series, start + moving_at, end + moving_at))
         }
         Expr::Subquery(sq) => {

@@ -42,6 +42,12 @@ pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60 * 1000;
 /// Prometheus's `max points per timeseries` for range queries.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+/// Prometheus's `--query.max-samples` default: samples one evaluation step
+/// may load before the query fails instead of eating the memory.
+pub const DEFAULT_MAX_SAMPLES: u64 = 50_000_000;
+/// Deeper nesting is refused before parsing, so hostile input cannot
+/// exhaust the stack of the recursive evaluator.
+pub const MAX_NESTING: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PromqlError {
@@ -58,6 +64,9 @@ pub enum PromqlError {
     /// Failed while evaluating, e.g. many-to-many matching (`execution`).
     #[error("{0}")]
     Exec(String),
+    /// Ran past [`EvalOptions::timeout`] (`timeout`).
+    #[error("query timed out in {0}")]
+    Timeout(&'static str),
 }
 
 impl PromqlError {
@@ -68,6 +77,7 @@ impl PromqlError {
                 "bad_data"
             }
             PromqlError::Exec(_) => "execution",
+            PromqlError::Timeout(_) => "timeout",
         }
     }
 }
@@ -110,6 +120,10 @@ pub struct RangeSeries {
 pub struct EvalOptions {
     pub lookback_ms: i64,
     pub subquery_step_ms: i64,
+    /// Samples one step may load ([`DEFAULT_MAX_SAMPLES`]).
+    pub max_samples: u64,
+    /// Wall-clock budget of the whole query; `None` for no limit.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for EvalOptions {
@@ -117,12 +131,29 @@ impl Default for EvalOptions {
         EvalOptions {
             lookback_ms: DEFAULT_LOOKBACK_MS,
             subquery_step_ms: DEFAULT_SUBQUERY_STEP_MS,
+            max_samples: DEFAULT_MAX_SAMPLES,
+            timeout: None,
         }
     }
 }
 
 /// Parses `expr` and rejects anything outside the supported subset.
 pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
+    let mut depth = 0usize;
+    for c in expr.bytes() {
+        match c {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(PromqlError::Parse(format!(
+                        "expression nested more than {MAX_NESTING} levels deep"
+                    )));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
     let e = promql_parser::parser::parse(expr).map_err(|e| {
         // Prometheus 2.42 knows this one; the parser, from a later release,
         // does not: say "not supported" rather than "unknown".
@@ -217,6 +248,7 @@ pub fn range_query_with(
     let mut by_labels: std::collections::HashMap<Labels, usize> = Default::default();
     let mut t = start_ms;
     while t <= end_ms {
+        ev.next_step()?;
         let mut add = |metric: Labels, v: f64| match by_labels.get(&metric) {
             Some(&i) => order[i].points.push((t, v)),
             None => {

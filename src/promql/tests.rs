@@ -433,3 +433,32 @@ fn duplicate_label_sets_after_dropping_the_name_are_an_error() {
         2
     );
 }
+
+#[test]
+fn hostile_queries_fail_cleanly() {
+    let db = load(MIN, "m 0+1x30");
+    let deep = format!("{}m{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(
+        parse(&deep)
+            .unwrap_err()
+            .to_string()
+            .contains("nested more than")
+    );
+    let ok = format!("{}m{}", "(".repeat(100), ")".repeat(100));
+    assert!(parse(&ok).is_ok());
+    let e = parse("count_over_time(m[30m:1ms])").unwrap();
+    let opts = EvalOptions {
+        max_samples: 1000,
+        ..Default::default()
+    };
+    let err = instant_query_with(&db, &e, 30 * MIN, opts).unwrap_err();
+    assert_eq!(err.error_type(), "execution");
+    assert!(err.to_string().contains("too many samples"), "{err}");
+    let opts = EvalOptions {
+        timeout: Some(std::time::Duration::from_millis(50)),
+        ..Default::default()
+    };
+    let e = parse("count_over_time(m[1d:1ms])").unwrap();
+    let err = instant_query_with(&db, &e, 30 * MIN, opts).unwrap_err();
+    assert_eq!(err.error_type(), "timeout", "{err}");
+}

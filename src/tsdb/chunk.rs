@@ -36,9 +36,19 @@ impl BitWriter {
         self.bytes.push(0);
     }
 
-    fn write_bits(&mut self, value: u64, n: u8) {
-        for i in (0..n).rev() {
-            self.write_bit((value >> i) & 1 == 1);
+    /// Writes the low `n` bits of `value`, a byte's worth at a time.
+    fn write_bits(&mut self, value: u64, mut n: u8) {
+        while n > 0 {
+            if self.used == 0 {
+                self.push_byte();
+            }
+            let free = 8 - self.used;
+            let take = free.min(n);
+            let bits = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
+            let last = self.bytes.len() - 1;
+            self.bytes[last] |= bits << (free - take);
+            self.used = (self.used + take) % 8;
+            n -= take;
         }
     }
 }
@@ -56,10 +66,17 @@ impl BitReader<'_> {
         Some(bit)
     }
 
-    fn read_bits(&mut self, n: u8) -> Option<u64> {
+    fn read_bits(&mut self, mut n: u8) -> Option<u64> {
         let mut v = 0u64;
-        for _ in 0..n {
-            v = (v << 1) | self.read_bit()? as u64;
+        while n > 0 {
+            let byte = *self.bytes.get(self.pos / 8)?;
+            let off = (self.pos % 8) as u8;
+            let avail = 8 - off;
+            let take = avail.min(n);
+            let bits = (byte >> (avail - take)) & ((1u16 << take) - 1) as u8;
+            v = (v << take) | bits as u64;
+            self.pos += take as usize;
+            n -= take;
         }
         Some(v)
     }
@@ -78,24 +95,44 @@ pub struct HeadChunk {
     trailing: u8,
 }
 
-/// A full chunk, immutable.
+/// A full chunk, immutable: one allocation holding a 6-byte header
+/// (sample count, then the span from first to last timestamp, little
+/// endian) and the bit stream, whose first 64 bits are the first timestamp.
 #[derive(Debug)]
 pub struct SealedChunk {
-    pub min_t: i64,
-    pub max_t: i64,
-    pub count: u16,
     data: Box<[u8]>,
 }
 
+const HEADER: usize = 6;
+
 impl SealedChunk {
+    pub fn count(&self) -> u16 {
+        u16::from_le_bytes([self.data[0], self.data[1]])
+    }
+
+    pub fn min_t(&self) -> i64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.data[HEADER..HEADER + 8]);
+        i64::from_be_bytes(b)
+    }
+
+    pub fn max_t(&self) -> i64 {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&self.data[2..6]);
+        self.min_t() + u32::from_le_bytes(b) as i64
+    }
+
     pub fn bytes(&self) -> usize {
         self.data.len()
     }
 
     pub fn decode_into(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
-        decode(&self.data, self.count, mint, maxt, out);
+        decode(&self.data[HEADER..], self.count(), mint, maxt, out);
     }
 }
+
+/// The longest span a chunk may cover (its header stores it in 32 bits).
+pub const MAX_CHUNK_SPAN_MS: i64 = u32::MAX as i64;
 
 fn bucket_bits(dod: i64) -> Option<(u64, u8, u8)> {
     // (prefix, prefix length, payload bits), as Prometheus's XOR chunk.
@@ -207,11 +244,13 @@ impl HeadChunk {
 
     /// Turns the head into an immutable chunk with no spare capacity.
     pub fn seal(self) -> SealedChunk {
+        let mut data = Vec::with_capacity(HEADER + self.bits.bytes.len());
+        data.extend_from_slice(&self.count.to_le_bytes());
+        let span = (self.last_t - self.min_t).clamp(0, MAX_CHUNK_SPAN_MS) as u32;
+        data.extend_from_slice(&span.to_le_bytes());
+        data.extend_from_slice(&self.bits.bytes);
         SealedChunk {
-            min_t: self.min_t,
-            max_t: self.last_t,
-            count: self.count,
-            data: self.bits.bytes.into_boxed_slice(),
+            data: data.into_boxed_slice(),
         }
     }
 }
@@ -345,7 +384,11 @@ mod tests {
             h.append(1_000_000 + i * 15_000, 42.0);
         }
         let s = h.seal();
-        assert!(s.bytes() < 16 + 2 + 32 + 2, "{} bytes", s.bytes());
+        assert!(s.bytes() < 6 + 16 + 2 + 32 + 2, "{} bytes", s.bytes());
+        assert_eq!(
+            (s.count(), s.min_t(), s.max_t()),
+            (120, 1_000_000, 1_000_000 + 119 * 15_000)
+        );
     }
 
     #[test]

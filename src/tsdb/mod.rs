@@ -64,16 +64,36 @@ struct Index {
     postings: Postings,
 }
 
+/// Keys are already xxh3 hashes: hashing them again would only cost time.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+type HashKey = [u64; 2];
+type ByHash = HashMap<HashKey, SeriesId, std::hash::BuildHasherDefault<PassThrough>>;
+
 #[derive(Default)]
 struct Shard {
-    by_hash: HashMap<u128, SeriesId>,
+    by_hash: ByHash,
     slots: Vec<Option<Series>>,
     free: Vec<SeriesId>,
 }
 
 struct Series {
     labels: Box<[(Sym, Sym)]>,
-    hash: u128,
     sealed: Vec<SealedChunk>,
     head: HeadChunk,
 }
@@ -83,7 +103,7 @@ impl Series {
         if !self.head.is_empty() {
             Some(self.head.last_t())
         } else {
-            self.sealed.last().map(|c| c.max_t)
+            self.sealed.last().map(|c| c.max_t())
         }
     }
 }
@@ -113,11 +133,11 @@ fn slot_of(id: SeriesId) -> usize {
     id as usize / SHARDS
 }
 
-fn series_hash(name: &str, labels: &Labels) -> u128 {
+fn series_hash<'a>(name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> HashKey {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(name.as_bytes());
     h.update(&[0xff]);
-    for (k, v) in labels.iter() {
+    for (k, v) in labels {
         if k == METRIC_NAME {
             continue;
         }
@@ -126,7 +146,17 @@ fn series_hash(name: &str, labels: &Labels) -> u128 {
         h.update(v.as_bytes());
         h.update(&[0xff]);
     }
-    h.digest128()
+    let d = h.digest128();
+    [d as u64, (d >> 64) as u64]
+}
+
+/// Grows a vector by an eighth instead of doubling: index vectors of a
+/// million series would otherwise carry up to half their size as slack.
+fn push_compact<T>(v: &mut Vec<T>, item: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.capacity() / 8 + 4);
+    }
+    v.push(item);
 }
 
 impl Tsdb {
@@ -157,8 +187,8 @@ impl Tsdb {
     /// Appends one sample. `labels` must not carry `__name__` (one that
     /// does is ignored: `name` wins).
     pub fn append(&self, name: &str, labels: &Labels, t_ms: i64, v: f64) {
-        let hash = series_hash(name, labels);
-        let shard_ix = (hash as usize) % SHARDS;
+        let hash = series_hash(name, labels.iter());
+        let shard_ix = (hash[1] as usize) % SHARDS;
         {
             let mut shard = lock(&self.inner.shards[shard_ix]);
             if let Some(&id) = shard.by_hash.get(&hash) {
@@ -200,6 +230,10 @@ impl Tsdb {
             self.inner.out_of_order.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        if !series.head.is_empty() && t - series.head.min_t() > chunk::MAX_CHUNK_SPAN_MS {
+            let head = std::mem::take(&mut series.head);
+            series.sealed.push(head.seal());
+        }
         series.head.append(t, v);
         self.inner.max_t.fetch_max(t, Ordering::Relaxed);
         if series.head.count() >= SAMPLES_PER_CHUNK {
@@ -210,7 +244,7 @@ impl Tsdb {
             let old = series
                 .sealed
                 .iter()
-                .take_while(|c| c.max_t < cutoff)
+                .take_while(|c| c.max_t() < cutoff)
                 .count();
             if old > 0 {
                 series.sealed.drain(..old);
@@ -230,7 +264,7 @@ impl Tsdb {
         &self,
         name: &str,
         labels: &Labels,
-        hash: u128,
+        hash: HashKey,
         shard_ix: usize,
         t: i64,
         v: f64,
@@ -258,7 +292,7 @@ impl Tsdb {
         let id = match shard.free.pop() {
             Some(id) => id,
             None => {
-                shard.slots.push(None);
+                push_compact(&mut shard.slots, None);
                 ((shard.slots.len() - 1) * SHARDS + shard_ix) as SeriesId
             }
         };
@@ -267,7 +301,6 @@ impl Tsdb {
         }
         let mut series = Series {
             labels: syms,
-            hash,
             sealed: Vec::new(),
             head: HeadChunk::default(),
         };
@@ -283,6 +316,8 @@ impl Tsdb {
         let cutoff = self.cutoff();
         let mut removed: Vec<index::Removed> = Vec::new();
         for (shard_ix, shard) in self.inner.shards.iter().enumerate() {
+            // Index before shard, as when series are created.
+            let index = self.inner.index.read().unwrap_or_else(|e| e.into_inner());
             let mut shard = lock(shard);
             let Shard { by_hash, slots, .. } = &mut *shard;
             for (slot, entry) in slots.iter_mut().enumerate() {
@@ -290,7 +325,7 @@ impl Tsdb {
                 let old = series
                     .sealed
                     .iter()
-                    .take_while(|c| c.max_t < cutoff)
+                    .take_while(|c| c.max_t() < cutoff)
                     .count();
                 if old > 0 {
                     series.sealed.drain(..old);
@@ -298,7 +333,15 @@ impl Tsdb {
                 }
                 if series.last_t().is_none_or(|t| t < cutoff) {
                     let series = entry.take().expect("checked above");
-                    by_hash.remove(&series.hash);
+                    let pairs = series
+                        .labels
+                        .iter()
+                        .map(|&(n, v)| (index.symbols.get(n), index.symbols.get(v)));
+                    let name = pairs
+                        .clone()
+                        .find(|(n, _)| *n == METRIC_NAME)
+                        .map_or("", |(_, v)| v);
+                    by_hash.remove(&series_hash(name, pairs));
                     removed.push(((slot * SHARDS + shard_ix) as SeriesId, series.labels));
                 }
             }
@@ -389,7 +432,7 @@ impl Tsdb {
                 }
                 buf.clear();
                 for c in &series.sealed {
-                    if c.max_t >= mint && c.min_t <= maxt {
+                    if c.max_t() >= mint && c.min_t() <= maxt {
                         c.decode_into(mint, maxt, &mut buf);
                     }
                 }
@@ -474,7 +517,7 @@ impl Tsdb {
                     + (s.sealed.capacity() * std::mem::size_of::<SealedChunk>()) as u64
                     + (s.labels.len() * 8) as u64;
                 for c in &s.sealed {
-                    st.samples += c.count as u64;
+                    st.samples += c.count() as u64;
                     st.chunk_bytes += c.bytes() as u64;
                 }
             }
