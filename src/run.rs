@@ -214,6 +214,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         let querier = Arc::new(crate::rules::engine::TsdbQuerier { db: tsdb.clone() });
         let n = crate::rules::manager::start_from_config(
             &cfg,
+            leadership.as_ref().map(|l| l.leading.clone()),
             state.rules.clone(),
             querier,
             batch_tx.clone(),

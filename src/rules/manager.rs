@@ -84,6 +84,9 @@ pub struct ManagerConfig {
     pub external_labels: BTreeMap<String, String>,
     pub external_url: String,
     pub resend_delay: Duration,
+    /// Cluster mode: evaluate only while this instance holds the Lease, so
+    /// a standby neither notifies nor records twice. `None`: always.
+    pub leading: Option<watch::Receiver<bool>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +99,10 @@ pub enum StartError {
 
 /// `kubegate run`'s entry: loads `rule_files`, starts the notifier and
 /// one task per group in `set`. Nothing happens without rule files.
+#[allow(clippy::too_many_arguments)]
 pub fn start_from_config(
     cfg: &crate::config::Config,
+    leading: Option<watch::Receiver<bool>>,
     registry: Arc<RulesRegistry>,
     querier: Arc<dyn Querier>,
     samples: mpsc::Sender<SampleBatch>,
@@ -120,6 +125,7 @@ pub fn start_from_config(
         external_labels: cfg.global.external_labels.clone(),
         external_url: cfg.alerting.external_url.clone(),
         resend_delay: cfg.alerting.resend_delay.0,
+        leading,
     });
     start(
         groups,
@@ -190,6 +196,9 @@ async fn group_loop(
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
+        }
+        if cfg.leading.as_ref().is_some_and(|l| !*l.borrow()) {
+            continue;
         }
         let t = now_ms();
         let q = querier.clone();
