@@ -1,16 +1,16 @@
 //! The configuration model, its defaults and its validation. Every error
 //! names the file, the line and the key; `load` collects all of them.
 
-mod kubernetes;
 mod cluster;
+mod kubernetes;
 mod output;
 mod push;
 mod scrape;
 mod tree;
 mod types;
 
-pub use kubernetes::*;
 pub use cluster::{ClusterMode, ClusterSettings};
+pub use kubernetes::*;
 pub use output::*;
 pub use push::*;
 pub use scrape::*;
