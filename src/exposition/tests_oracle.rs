@@ -441,3 +441,62 @@ proptest! {
         }
     }
 }
+
+/// The float fast path gives exactly the bits the general parser gives,
+/// and declines what it cannot do exactly.
+fn fast_path_agrees(s: &str) -> Result<(), TestCaseError> {
+    if let Some(v) = super::line::exact_decimal(s.as_bytes()) {
+        let want: f64 = s.parse().expect("the fast path takes only valid decimals");
+        prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", s);
+    }
+    Ok(())
+}
+
+#[test]
+fn float_fast_path_table() {
+    for s in [
+        "0",
+        "-0",
+        "+0",
+        "-0.0",
+        "1",
+        "12345678901234567",
+        "9007199254740992",
+        "9007199254740993",
+        "1.2929e-05",
+        "5.0015e-05",
+        "0.000012929",
+        "1e22",
+        "1e23",
+        "1e-22",
+        "1e-23",
+        "123.456",
+        "-123.456e+3",
+        "1E5",
+        "0e999",
+        "4.35",
+        "0.1",
+        "0.3",
+        "2.5e-7",
+        "99999999999999999999",
+        "1.00000000000000000000",
+    ] {
+        fast_path_agrees(s).unwrap();
+    }
+    let line = super::line::exact_decimal;
+    for declined in [
+        "", "-", ".5", "1.", "1e", "1e+", "+-1", "1_0", "NaN", "Inf", "0x10", "1e99999",
+    ] {
+        assert_eq!(line(declined.as_bytes()), None, "{declined}");
+    }
+    assert_eq!(line(b"1.2929e-05"), Some(1.2929e-05));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(5000), ..ProptestConfig::default() })]
+
+    #[test]
+    fn float_fast_path_matches_std(s in "[-+]?[0-9]{1,20}(\\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?") {
+        fast_path_agrees(&s)?;
+    }
+}
