@@ -476,8 +476,10 @@ impl StreamParser {
 }
 
 /// What [`StreamParser`] keeps of TYPE and HELP lines before it puts them
-/// into its maps.
-const PENDING_META_BYTES: usize = 256 * 1024;
+/// into its maps: enough for a bulk build on typical bodies, small enough
+/// that a 200 MB body repeating its TYPE lines streams in bounded memory
+/// (tests/exposition_differential.rs holds it under 64 KiB).
+const PENDING_META_BYTES: usize = 24 * 1024;
 
 fn merge<V>(map: &mut BTreeMap<String, V>, pending: &mut Vec<(String, V)>) {
     if map.is_empty() {
