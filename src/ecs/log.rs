@@ -7,15 +7,14 @@
 //! dropped. Metricbeat events pass through as metric documents.
 
 use super::{ECS_VERSION, format_timestamp};
-use crate::metadata::{MetadataCache, PodMeta};
+use crate::metadata::MetadataCache;
 use crate::model::Document;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
-use std::sync::Arc;
 
 /// `Document::dataset` of beat documents (the documents-built label).
 pub const LOGS_LABEL: &str = "beats.logs";
@@ -238,21 +237,15 @@ impl LogBuilder {
                 Some((pod, only))
             });
         if let Some((pod, container)) = found {
-            ev.set("kubernetes", kubernetes_fields(&pod, container.as_deref()));
+            let c = container
+                .as_deref()
+                .and_then(|n| pod.containers.iter().find(|c| c.name == n));
+            let (k, ecs_container) = super::kubernetes::pod_fields(&pod, c);
+            ev.set("kubernetes", k);
             if !ev.has("container")
-                && let Some(c) = container
-                    .as_deref()
-                    .and_then(|n| pod.containers.iter().find(|c| c.name == n))
+                && let Some(o) = ecs_container
             {
-                let mut o = Map::new();
-                if let Some(id) = &c.id {
-                    o.insert("id".into(), json!(id));
-                }
-                if let Some(rt) = &c.runtime {
-                    o.insert("runtime".into(), json!(rt));
-                }
-                o.insert("image".into(), json!({"name": c.image}));
-                ev.set("container", Value::Object(o));
+                ev.set("container", o);
             }
         }
     }
@@ -394,44 +387,6 @@ pub fn parse_log_path(path: &str) -> Option<LogPath<'_>> {
             .then_some(LogPath::PodDir { uid, container });
     }
     None
-}
-
-fn dedot(m: &std::collections::BTreeMap<String, String>) -> Map<String, Value> {
-    m.iter()
-        .map(|(k, v)| (k.replace('.', "_"), json!(v)))
-        .collect()
-}
-
-/// Filebeat's `add_kubernetes_metadata` layout.
-pub fn kubernetes_fields(pod: &Arc<PodMeta>, container: Option<&str>) -> Value {
-    let mut k = Map::new();
-    let mut p = Map::new();
-    p.insert("name".into(), json!(pod.name));
-    p.insert("uid".into(), json!(pod.uid));
-    if let Some(ip) = &pod.pod_ip {
-        p.insert("ip".into(), json!(ip));
-    }
-    k.insert("pod".into(), Value::Object(p));
-    k.insert("namespace".into(), json!(pod.namespace));
-    if let Some(n) = &pod.node_name {
-        k.insert("node".into(), json!({"name": n}));
-    }
-    if !pod.labels.is_empty() {
-        k.insert("labels".into(), Value::Object(dedot(&pod.labels)));
-    }
-    if !pod.namespace_labels.is_empty() {
-        k.insert(
-            "namespace_labels".into(),
-            Value::Object(dedot(&pod.namespace_labels)),
-        );
-    }
-    if let Some(c) = container {
-        k.insert("container".into(), json!({"name": c}));
-    }
-    for o in [&pod.controller, &pod.owner].into_iter().flatten() {
-        k.insert(o.kind.to_ascii_lowercase(), json!({"name": o.name}));
-    }
-    Value::Object(k)
 }
 
 #[cfg(test)]

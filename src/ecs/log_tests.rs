@@ -1,5 +1,6 @@
 use super::*;
-use crate::metadata::{ContainerMeta, Owner};
+use crate::metadata::{ContainerMeta, Owner, PodMeta};
+use std::sync::Arc;
 
 #[test]
 fn log_paths_as_filebeat_matches_them() {
