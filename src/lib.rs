@@ -7,6 +7,7 @@ pub mod config;
 pub mod discovery;
 pub mod ecs;
 pub mod exposition;
+pub mod gofmt;
 pub mod hostmetrics;
 pub mod ingest;
 pub mod leader;

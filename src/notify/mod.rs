@@ -6,8 +6,8 @@
 //! is decided by `rules`, as in Prometheus.
 
 use crate::config::{Alerting, PromDuration};
+use crate::gofmt::rfc3339_ms;
 use crate::model::Labels;
-use crate::rules::gofmt::rfc3339_ms;
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -18,15 +18,7 @@ struct Group {
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
 pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
+    crate::gofmt::go_f_shortest(v)
 }
 
 /// Prometheus's `quantile()`: linear interpolation between the two

@@ -285,8 +285,4 @@ fn result_metric(
     m
 }
 
-/// Go's `labels.Labels.String()`: `{a="1", b="2"}`.
-pub fn go_labels(l: &Labels) -> String {
-    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{{{}}}", parts.join(", "))
-}
+pub use crate::gofmt::go_labels;

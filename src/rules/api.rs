@@ -2,8 +2,8 @@
 //! the human `/rules` and `/alerts` pages.
 
 use super::alerting::{Alert, AlertState, Rule};
-use super::gofmt::rfc3339_ms;
 use super::manager::RulesRegistry;
+use crate::gofmt::rfc3339_ms;
 use crate::model::Labels;
 use serde_json::{Value, json};
 
@@ -17,20 +17,7 @@ fn labels_json(l: &Labels) -> Value {
 
 /// Prometheus writes alert values with `strconv.FormatFloat(v, 'e', -1, 64)`.
 fn value_string(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let s = format!("{v:e}");
-    let (m, e) = s.split_once('e').expect("{:e} has an exponent");
-    let e: i32 = e.parse().expect("{:e} exponent is an integer");
-    format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    crate::gofmt::go_exp(v, false)
 }
 
 fn time(ms: Option<i64>) -> String {

@@ -7,7 +7,6 @@ pub mod alerting;
 pub mod api;
 pub mod engine;
 pub mod file;
-pub mod gofmt;
 pub mod group;
 pub mod manager;
 pub mod series;

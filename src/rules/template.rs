@@ -6,7 +6,7 @@
 //! set without the query functions. No maintained Rust crate implements
 //! Go templates with Prometheus's functions; gtmpl is unmaintained.
 
-use super::gofmt;
+use crate::gofmt;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

@@ -352,28 +352,11 @@ fn check_expr(q: &dyn Querier, t: &ExprTest, errs: &mut Vec<String>) {
     }
 }
 
-/// Prometheus's `labels.Labels.String()`: `{a="b", c="d"}`.
-pub fn go_labels(l: &Labels) -> String {
-    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{{{}}}", parts.join(", "))
-}
+pub use crate::gofmt::go_labels;
 
 /// Go's `strconv.FormatFloat(v, 'E', -1, 64)`.
 fn go_upper_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let s = format!("{v:E}");
-    let (m, e) = s.split_once('E').expect("{:E} has an exponent");
-    let e: i32 = e.parse().expect("{:E} exponent is an integer");
-    format!("{m}E{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    crate::gofmt::go_exp(v, true)
 }
 
 fn samples_string(s: &[(Labels, f64)]) -> String {

@@ -620,35 +620,9 @@ pub fn render_labels(labels: &[(String, String)]) -> String {
 }
 
 /// A value as the Pushgateway (Go's `strconv.FormatFloat(v, 'g', -1, 64)`)
-/// writes it: shortest round-trip digits, in exponent form below 1e-4
-/// and from 1e6 up, as Go's shortest `%g` does.
+/// writes it.
 pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is a number");
-    if !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
-    } else {
-        format!("{v}")
-    }
+    crate::gofmt::go_float(v)
 }
 
 fn parse_value(s: &str) -> Option<f64> {

@@ -61,6 +61,35 @@ pub fn go_e(v: f64, prec: usize) -> String {
     format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
 }
 
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)` (`'E'` when `upper`):
+/// shortest digits, always in exponent form, as Prometheus prints alert
+/// values and promtool its expected samples.
+pub fn go_exp(v: f64, upper: bool) -> String {
+    if let Some(s) = special(v) {
+        return s;
+    }
+    let (digits, exp) = shortest_digits(v.abs());
+    let s = e_form(&digits, exp);
+    let s = if upper { s.replace('e', "E") } else { s };
+    if v.is_sign_negative() {
+        format!("-{s}")
+    } else {
+        s
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest digits, never an
+/// exponent (the Prometheus API's sample values).
+pub fn go_f_shortest(v: f64) -> String {
+    special(v).unwrap_or_else(|| format!("{v}"))
+}
+
+/// Prometheus's `labels.Labels.String()`: `{a="b", c="d"}`.
+pub fn go_labels(l: &crate::model::Labels) -> String {
+    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
 fn special(v: f64) -> Option<String> {
     if v.is_nan() {
         Some("NaN".into())
