@@ -56,6 +56,12 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let buffer_metrics =
         BufferMetrics::register(metrics.registry()).expect("buffer metric names are unique");
     let (writer, reader) = buffer::open(buffer_config(&cfg), buffer_metrics)?;
+    metrics
+        .registry()
+        .register(Box::new(
+            crate::discovery::kubernetes::store::WATCH_ERRORS.clone(),
+        ))
+        .expect("watch error metric name is unique");
     let room = writer.room_probe();
     let readiness = Readiness::new();
     let (batch_tx, batch_rx) = mpsc::channel::<SampleBatch>(256);

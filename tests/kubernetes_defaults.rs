@@ -224,6 +224,20 @@ fn not_ready_until_the_first_lists_then_ready() {
     gw.wait_alive(Duration::from_secs(40), "ready once listed", |_| {
         try_http_get(&ready).is_ok_and(|(code, _)| code == 200)
     });
+    // Failed watches are counted for the KubegateKubernetesWatchFailing
+    // rule (a 503 is retried inside kube's client and never surfaces; a
+    // 403 does); the buffer's capacity is there for KubegateBufferFilling.
+    let metrics = format!("http://{listen}/metrics");
+    let pod_errors = "kubegate_kubernetes_watch_errors_total{resource=\"pods\"}";
+    assert_eq!(live_metric(&metrics, pod_errors), 0.0);
+    fake.forbid("pods");
+    fake.cut_watches();
+    gw.wait_alive(Duration::from_secs(30), "watch errors counted", |_| {
+        live_metric(&metrics, pod_errors) > 0.0
+    });
+    assert!(live_metric(&metrics, "kubegate_buffer_max_bytes ") > 0.0);
+    // Ready stays: the last good state is kept while the API refuses.
+    assert_eq!(http_get(&ready).0, 200);
     gw.terminate_ok(Duration::from_secs(10));
 }
 

@@ -151,6 +151,8 @@ impl BufferError {
 #[derive(Clone)]
 pub struct BufferMetrics {
     pub bytes: IntGauge,
+    /// `max_size`, so "how full" is one division in a rule.
+    pub max_bytes: IntGauge,
     pub records: IntGauge,
     pub dropped: IntCounter,
     pub corrupt: IntCounter,
@@ -163,6 +165,11 @@ impl BufferMetrics {
             bytes: IntGauge::new(
                 "kubegate_buffer_bytes",
                 "Bytes in the buffer not yet acknowledged by the sink, framing included.",
+            )
+            .expect("valid metric"),
+            max_bytes: IntGauge::new(
+                "kubegate_buffer_max_bytes",
+                "The buffer's capacity (buffer.max_size) in the units of kubegate_buffer_bytes.",
             )
             .expect("valid metric"),
             records: IntGauge::new(
@@ -186,6 +193,7 @@ impl BufferMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let m = Self::unregistered();
         registry.register(Box::new(m.bytes.clone()))?;
+        registry.register(Box::new(m.max_bytes.clone()))?;
         registry.register(Box::new(m.records.clone()))?;
         registry.register(Box::new(m.dropped.clone()))?;
         registry.register(Box::new(m.corrupt.clone()))?;
@@ -325,6 +333,7 @@ impl Shared {
 /// Opens (and in disk mode recovers) the buffer. The disk recovery does
 /// blocking I/O: call it at startup, not on a busy runtime thread.
 pub fn open(cfg: BufferConfig, metrics: BufferMetrics) -> Result<(Writer, Reader), BufferError> {
+    metrics.max_bytes.set(cfg.max_size as i64);
     if cfg.max_size <= RECORD_OVERHEAD {
         return Err(BufferError::Config(format!(
             "max_size {} is too small",

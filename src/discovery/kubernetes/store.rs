@@ -121,6 +121,21 @@ impl<K: Resource> Store<K> {
     }
 }
 
+/// Failed list/watch calls by resource (410 Gone re-lists excluded), for
+/// the `KubegateKubernetesWatchFailing` rule. Process-wide: discovery and
+/// the metadata cache both count here; `run` registers it.
+pub static WATCH_ERRORS: std::sync::LazyLock<prometheus::IntCounterVec> =
+    std::sync::LazyLock::new(|| {
+        prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "kubegate_kubernetes_watch_errors_total",
+                "Failed Kubernetes list or watch calls (410 Gone re-lists excluded).",
+            ),
+            &["resource"],
+        )
+        .expect("valid metric")
+    });
+
 /// Logs a watch error when it differs from the stream's previous one, and
 /// a recovery once; a flapping connection does not flood the log.
 #[derive(Default)]
@@ -132,6 +147,9 @@ impl ErrorLog {
     /// `stream` names the kind and scope, e.g. `pods in namespace "a"`.
     pub(crate) fn error(&mut self, stream: &str, resource: &str, err: &watcher::Error) {
         let (message, expired) = describe(resource, err);
+        if !expired {
+            WATCH_ERRORS.with_label_values(&[resource]).inc();
+        }
         if self.last.get(stream) == Some(&message) {
             return;
         }
