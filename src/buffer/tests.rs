@@ -434,6 +434,7 @@ fn metrics_register_under_their_names() {
             "kubegate_buffer_bytes",
             "kubegate_buffer_corrupt_records_total",
             "kubegate_buffer_dropped_total",
+            "kubegate_buffer_max_bytes",
             "kubegate_buffer_records"
         ]
     );
