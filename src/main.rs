@@ -165,11 +165,18 @@ fn check_rule_files(files: &[PathBuf]) -> bool {
 fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg: Config = match &path {
         Some(p) => config::load_file(p)?,
-        None => config::load_str(
-            config::EMBEDDED_DEFAULT,
-            "<embedded config/kubegate.yaml>",
-            &|k| std::env::var(k).ok(),
-        )?,
+        None => {
+            let mut c = config::load_str(
+                config::EMBEDDED_DEFAULT,
+                "<embedded config/kubegate.yaml>",
+                &|k| std::env::var(k).ok(),
+            )?;
+            // The embedded default is config/kubegate.yaml: its rule files
+            // are found beside it, as when it is given with --config.
+            c.rule_files
+                .set_base(std::path::Path::new("config/kubegate.yaml"));
+            c
+        }
     };
     init_logging(cfg.server.log_format, &cfg.server.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -22,7 +22,8 @@ impl RuleFiles {
         crate::rules::file::expand_globs(&self.patterns, &self.base).unwrap_or_default()
     }
 
-    pub(crate) fn set_base(&mut self, config_file: &Path) {
+    /// Relative patterns resolve against `config_file`'s directory.
+    pub fn set_base(&mut self, config_file: &Path) {
         self.base = config_file
             .parent()
             .map(Path::to_path_buf)

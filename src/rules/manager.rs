@@ -112,6 +112,9 @@ pub fn start_from_config(
 ) -> Result<usize, StartError> {
     let files = cfg.rule_files.resolve();
     if files.is_empty() {
+        if !cfg.rule_files.patterns.is_empty() {
+            tracing::warn!(patterns = ?cfg.rule_files.patterns, base = %cfg.rule_files.base.display(), "rule_files match no file: no rules are evaluated");
+        }
         return Ok(0);
     }
     let groups = super::group::load_groups(&files, cfg.global.evaluation_interval.0)?;
