@@ -100,6 +100,23 @@ pub enum MetricType {
 }
 
 impl MetricType {
+    /// The inverse of [`MetricType::as_str`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        use MetricType::*;
+        Some(match name {
+            "counter" => Counter,
+            "gauge" => Gauge,
+            "histogram" => Histogram,
+            "gaugehistogram" => GaugeHistogram,
+            "summary" => Summary,
+            "info" => Info,
+            "stateset" => StateSet,
+            "untyped" => Untyped,
+            "unknown" => Unknown,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             MetricType::Counter => "counter",

@@ -243,17 +243,8 @@ fn meta_name<'a>(c: &mut Cursor<'a>, keyword: &str) -> Result<Text<'a>, String> 
 
 fn metric_type(word: &str, format: Format) -> Result<MetricType, String> {
     use MetricType::*;
-    let kind = match word {
-        "counter" => Counter,
-        "gauge" => Gauge,
-        "histogram" => Histogram,
-        "summary" => Summary,
-        "untyped" => Untyped,
-        "unknown" => Unknown,
-        "info" => Info,
-        "stateset" => StateSet,
-        "gaugehistogram" => GaugeHistogram,
-        _ => return Err(format!("invalid metric type {}", show(word))),
+    let Some(kind) = MetricType::from_name(word) else {
+        return Err(format!("invalid metric type {}", show(word)));
     };
     // Each Prometheus parser accepts only its own format's vocabulary.
     match (format, kind) {

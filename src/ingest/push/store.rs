@@ -495,8 +495,8 @@ impl Store {
             let key = GroupKey(g.labels);
             let mut families = BTreeMap::new();
             for f in g.families {
-                let kind =
-                    parse_kind(&f.kind).ok_or_else(|| format!("unknown type {:?}", f.kind))?;
+                let kind = MetricType::from_name(&f.kind)
+                    .ok_or_else(|| format!("unknown type {:?}", f.kind))?;
                 let mut fam = Family::new(kind, f.help);
                 for s in f.series {
                     let value =
@@ -553,23 +553,6 @@ struct SavedSeries {
     labels: Vec<(String, String)>,
     /// Text, so NaN and the infinities survive JSON.
     value: String,
-}
-
-fn parse_kind(s: &str) -> Option<MetricType> {
-    use MetricType::*;
-    [
-        Counter,
-        Gauge,
-        Histogram,
-        GaugeHistogram,
-        Summary,
-        Info,
-        StateSet,
-        Untyped,
-        Unknown,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == s)
 }
 
 /// Series order within a family: by labels other than `le`/`quantile`,
