@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup-peers.sh
-cargo test --locked --all-targets
+# A clean build keeps no incremental cache: it is never reused and costs gigabytes.
+CARGO_INCREMENTAL=0 cargo test --locked --all-targets
