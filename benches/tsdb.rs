@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --bench tsdb                    # 100k and 1M series, 480 samples each (2 h at 15 s)
 //! KG_SERIES=100000 KG_SAMPLES=120 cargo bench --bench tsdb
+//! KG_SERIES=100000 KG_LABELS=unique cargo bench --bench tsdb
 //! ```
 //!
 //! Each scale runs in a child process of its own (the bench re-executes
@@ -11,8 +12,11 @@
 //! the fill minus RSS before it, and `VmHWM`. Values are shaped like real
 //! scrapes: half counters that grow by small integers, 30% gauges that
 //! rarely change, 20% gauges with two decimals; timestamps every 15 s with
-//! a few milliseconds of jitter on one scrape in ten; 6 labels a series
-//! (names from 200 families, 1,000 instances, unique pod names).
+//! a few milliseconds of jitter on one scrape in ten. Labels are shaped like
+//! pods' scrapes: 100 series a target (25 families, 4 `code` values), the
+//! target's job, instance, namespace, pod and container. `KG_LABELS=unique`
+//! gives every series a pod name of its own instead, the worst case for
+//! the string table and postings.
 //!
 //! The reference, in the same child: the same samples kept as
 //! `Vec<(i64, f64)>` per series (16 B/sample uncompressed) with the label
@@ -22,9 +26,50 @@
 
 use kubegate::model::Labels;
 use kubegate::tsdb::Tsdb;
+use std::alloc::{GlobalAlloc, Layout};
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+// The allocator the kubegate binary runs with: RSS per series depends on it.
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// mimalloc, counting live bytes: live heap against RSS tells data from
+/// allocator slack and fragmentation.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        unsafe { mimalloc::MiMalloc.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { mimalloc::MiMalloc.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new, Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { mimalloc::MiMalloc.realloc(p, l, new) }
+    }
+}
+
+unsafe extern "C" {
+    /// In the mimalloc library the global allocator links.
+    fn mi_collect(force: bool);
+}
+
+/// RSS once the allocator has returned the pages the fill left empty: a
+/// running kubegate allocates all the time, so mimalloc purges them within
+/// its purge delay; right after a fill in lockstep they are still counted.
+fn settled_rss_kb() -> (u64, usize) {
+    // SAFETY: a plain call into the allocator the process runs on.
+    unsafe { mi_collect(true) };
+    (status_kb("VmRSS:"), LIVE.load(Ordering::Relaxed))
+}
 
 fn status_kb(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -35,7 +80,41 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn labels_for(i: usize) -> (String, Labels) {
+fn labels_for(i: usize, unique: bool) -> (String, Labels) {
+    if unique {
+        return unique_labels_for(i);
+    }
+    let target = i / 100;
+    let k = i % 100;
+    let name = format!("app_metric_family_{}_total", k % 25);
+    let l = Labels::from_pairs([
+        ("job", format!("job-{}", target % 20)),
+        (
+            "instance",
+            format!(
+                "10.{}.{}.{}:8080",
+                target >> 16,
+                (target >> 8) & 255,
+                target & 255
+            ),
+        ),
+        ("namespace", format!("ns-{}", target % 50)),
+        (
+            "pod",
+            format!(
+                "app-{}-{:x}",
+                target % 20,
+                (target as u64).wrapping_mul(0x9e37_79b9) % 0xfffff
+            ),
+        ),
+        ("container", format!("c{}", target % 3)),
+        ("code", format!("{}", 200 + k / 25)),
+    ]);
+    (name, l)
+}
+
+/// The earlier shape: nearly every series has its own instance and pod.
+fn unique_labels_for(i: usize) -> (String, Labels) {
     let name = format!("app_metric_family_{}_total", i % 200);
     let l = Labels::from_pairs([
         ("job", format!("job-{}", i % 20)),
@@ -85,13 +164,16 @@ fn value(kind: usize, step: usize, prev: f64, g: &mut Gen) -> f64 {
 }
 
 fn child(series: usize, samples: usize, reference: bool) {
-    let names: Vec<(String, Labels)> = (0..series).map(labels_for).collect();
-    let base_kb = status_kb("VmRSS:");
+    let unique = std::env::var("KG_LABELS").is_ok_and(|v| v == "unique");
+    let names: Vec<(String, Labels)> = (0..series).map(|i| labels_for(i, unique)).collect();
+    let (base_kb, base_live) = settled_rss_kb();
     let t0 = 1_700_000_000_000i64;
     let mut g = Gen { state: 0x1234_5678 };
     let mut last = vec![0.0f64; series];
     let started = Instant::now();
-    let (stats, rss_kb) = if reference {
+    let mut decode_rate = 0.0;
+    let secs;
+    let (stats, (rss_kb, live)) = if reference {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut data: Vec<Vec<(i64, f64)>> = Vec::new();
         for step in 0..samples {
@@ -109,7 +191,8 @@ fn child(series: usize, samples: usize, reference: bool) {
                 data[id].push((t, v));
             }
         }
-        let rss = status_kb("VmRSS:");
+        secs = started.elapsed().as_secs_f64();
+        let rss = settled_rss_kb();
         std::hint::black_box(&data);
         (None, rss)
     } else {
@@ -122,19 +205,32 @@ fn child(series: usize, samples: usize, reference: bool) {
                 db.append(name, l, t, v);
             }
         }
-        let rss = status_kb("VmRSS:");
+        secs = started.elapsed().as_secs_f64();
+        let rss = settled_rss_kb();
+        // Query side: decode every sample of a twentyfifth of the series.
+        let m = kubegate::tsdb::Matcher::new(
+            kubegate::tsdb::MatchOp::Equal,
+            "__name__",
+            "app_metric_family_3_total",
+        );
+        let q = Instant::now();
+        let selected = db.select(&[m], i64::MIN, i64::MAX);
+        let decoded: usize = selected.iter().map(|s| s.samples.len()).sum();
+        decode_rate = decoded as f64 / q.elapsed().as_secs_f64();
         (Some(db.stats()), rss)
     };
-    let secs = started.elapsed().as_secs_f64();
+
     let total = (series * samples) as f64;
     let rss_bytes = (rss_kb.saturating_sub(base_kb) * 1024) as f64;
+    let live = live.saturating_sub(base_live) as f64;
     print!(
-        "{:>9} {:>7} {:>10.0} {:>12.1} {:>10.2} {:>10}",
+        "{:>9} {:>7} {:>10.0} {:>12.1} {:>10.2} {:>10.1} {:>10}",
         series,
         samples,
         total / secs,
         rss_bytes / series as f64,
         rss_bytes / total,
+        live / series as f64,
         status_kb("VmHWM:") / 1024,
     );
     match stats {
@@ -142,7 +238,9 @@ fn child(series: usize, samples: usize, reference: bool) {
             let chunk_per_sample = s.chunk_bytes as f64 / s.samples as f64;
             let overhead = (rss_bytes - s.chunk_bytes as f64).max(0.0) / series as f64;
             println!(
-                "  {chunk_per_sample:>6.2} B/sample in chunks + {overhead:>5.0} B/series (labels, index, maps)"
+                "  {chunk_per_sample:>6.2} B/sample in chunks + {overhead:>5.0} B/series (labels, index, maps); \
+                 select decodes {:.1} M samples/s",
+                decode_rate / 1e6
             );
         }
         None => println!("  reference: Vec<(i64, f64)> per series"),
@@ -180,9 +278,20 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(480);
     println!(
-        "tsdb window: {samples} samples/series at 15 s (target: <= 1.5 B/sample + <= 200 B/series)\n\
-         {:>9} {:>7} {:>10} {:>12} {:>10} {:>10}",
-        "series", "samples", "samples/s", "RSS B/series", "RSS B/smpl", "peak MiB"
+        "tsdb window: {samples} samples/series at 15 s, labels {} (target: <= 1.5 B/sample + <= 200 B/series)\n\
+         {:>9} {:>7} {:>10} {:>12} {:>10} {:>10} {:>10}",
+        if std::env::var("KG_LABELS").is_ok_and(|v| v == "unique") {
+            "unique per series"
+        } else {
+            "100 series per target"
+        },
+        "series",
+        "samples",
+        "samples/s",
+        "RSS B/series",
+        "RSS B/smpl",
+        "heap B/ser",
+        "peak MiB"
     );
     let me = std::env::current_exe().expect("own path");
     for &series in &scales {

@@ -18,7 +18,7 @@
 //! 128-bit hash of their label set (collisions are not checked: at 128 bits
 //! they do not happen); the postings index and the string table sit behind
 //! one `RwLock` that appends take only when a series is new. Samples sit in
-//! Gorilla chunks of 120 (see [`chunk`]).
+//! compressed chunks of 120 (Gorilla with decimal deltas, see [`chunk`]).
 
 pub mod chunk;
 mod index;
@@ -26,7 +26,7 @@ mod index;
 mod tests;
 
 use crate::model::{Labels, MetricType, SampleBatch};
-use chunk::{HeadChunk, SAMPLES_PER_CHUNK, SealedChunk};
+use chunk::{HeadChunk, SAMPLES_PER_CHUNK, SealedChunks};
 use index::{Postings, SeriesId, Sym, Symbols, intersect};
 pub use promql_parser::label::{MatchOp, Matcher};
 use std::collections::HashMap;
@@ -94,7 +94,7 @@ struct Shard {
 
 struct Series {
     labels: Box<[(Sym, Sym)]>,
-    sealed: Vec<SealedChunk>,
+    sealed: SealedChunks,
     head: HeadChunk,
 }
 
@@ -103,7 +103,7 @@ impl Series {
         if !self.head.is_empty() {
             Some(self.head.last_t())
         } else {
-            self.sealed.last().map(|c| c.max_t())
+            self.sealed.last_max_t()
         }
     }
 }
@@ -232,23 +232,15 @@ impl Tsdb {
         }
         if !series.head.is_empty() && t - series.head.min_t() > chunk::MAX_CHUNK_SPAN_MS {
             let head = std::mem::take(&mut series.head);
-            series.sealed.push(head.seal());
+            series.sealed.push(head);
         }
         series.head.append(t, v);
         self.inner.max_t.fetch_max(t, Ordering::Relaxed);
         if series.head.count() >= SAMPLES_PER_CHUNK {
             let head = std::mem::take(&mut series.head);
-            series.sealed.push(head.seal());
+            series.sealed.push(head);
             // Retention for live series happens here, a chunk at a time.
-            let cutoff = self.cutoff();
-            let old = series
-                .sealed
-                .iter()
-                .take_while(|c| c.max_t() < cutoff)
-                .count();
-            if old > 0 {
-                series.sealed.drain(..old);
-            }
+            series.sealed.drop_before(self.cutoff());
         }
     }
 
@@ -301,7 +293,7 @@ impl Tsdb {
         }
         let mut series = Series {
             labels: syms,
-            sealed: Vec::new(),
+            sealed: SealedChunks::default(),
             head: HeadChunk::default(),
         };
         self.push_sample(&mut series, t, v);
@@ -322,15 +314,7 @@ impl Tsdb {
             let Shard { by_hash, slots, .. } = &mut *shard;
             for (slot, entry) in slots.iter_mut().enumerate() {
                 let Some(series) = entry else { continue };
-                let old = series
-                    .sealed
-                    .iter()
-                    .take_while(|c| c.max_t() < cutoff)
-                    .count();
-                if old > 0 {
-                    series.sealed.drain(..old);
-                    series.sealed.shrink_to_fit();
-                }
+                series.sealed.drop_before(cutoff);
                 if series.last_t().is_none_or(|t| t < cutoff) {
                     let series = entry.take().expect("checked above");
                     let pairs = series
@@ -431,7 +415,7 @@ impl Tsdb {
                     return;
                 }
                 buf.clear();
-                for c in &series.sealed {
+                for c in series.sealed.iter() {
                     if c.max_t() >= mint && c.min_t() <= maxt {
                         c.decode_into(mint, maxt, &mut buf);
                     }
@@ -513,12 +497,10 @@ impl Tsdb {
             for s in shard.slots.iter().flatten() {
                 st.series += 1;
                 st.samples += s.head.count() as u64;
-                st.chunk_bytes += s.head.bytes() as u64
-                    + (s.sealed.capacity() * std::mem::size_of::<SealedChunk>()) as u64
-                    + (s.labels.len() * 8) as u64;
-                for c in &s.sealed {
+                st.chunk_bytes += (s.head.bytes() + s.sealed.bytes()) as u64;
+                st.index_bytes += (s.labels.len() * 8) as u64;
+                for c in s.sealed.iter() {
                     st.samples += c.count() as u64;
-                    st.chunk_bytes += c.bytes() as u64;
                 }
             }
         }
