@@ -2,29 +2,30 @@
 //! `sum by`, `histogram_quantile`, comparisons with `and on`) over 100k
 //! series, kubegate's tsdb + evaluator + rule groups in this process,
 //! beside Debian's `prometheus` evaluating the same rule file over the
-//! same series (scraped from a load server in this process).
+//! same samples, backfilled with `promtool tsdb create-blocks-from
+//! openmetrics` so that it evaluates without ingesting at the same time.
 //!
 //! ```sh
 //! cargo bench --bench rules_load
 //! KG_SVCS=20 cargo bench --bench rules_load     # 10k series, quicker
 //! ```
 //!
-//! kubegate: the series get 5 samples 15 s apart, then every group is
-//! evaluated `KG_CYCLES` (5) times at the last sample's time; the figure is
+//! Data: 17 samples per series, 15 s apart, from a minute before the bench
+//! starts to three minutes after (rules evaluate at wall-clock time in
+//! Prometheus, so its evaluations fall inside the data).
+//! kubegate: every group is evaluated `KG_CYCLES` (5) times, 15 s apart,
+//! from the fifth sample's time on; the figure is
 //! the median wall time of one full cycle (all 10 groups, one after the
-//! other, one thread). Peak RSS: `VmHWM` of this process after the cycles
-//! (it also holds the generated exposition text, a few MB).
-//! Prometheus: scrape and evaluation interval 5 s; after 6 evaluations it
+//! other, one thread). Peak RSS: `VmHWM` of this process after the cycles.
+//! Prometheus: no scrapes, evaluation interval 5 s; after 6 evaluations it
 //! reports `prometheus_rule_group_last_duration_seconds` (sum over the 10
 //! groups, which Prometheus runs concurrently, and the largest) and its
-//! `VmHWM`.
+//! `VmHWM` (which includes the block's memory-mapped pages it touched).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kubegate::model::Labels;
@@ -111,24 +112,6 @@ fn rule_file(svcs: usize) -> String {
     s
 }
 
-fn exposition(svcs: usize, round: u64) -> String {
-    let mut out = String::with_capacity(svcs * 500 * 70);
-    for (name, labels, v) in series(svcs, round) {
-        out.push_str(name);
-        out.push('{');
-        let mut first = true;
-        for (k, val) in labels.iter() {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(&format!("{k}=\"{val}\""));
-        }
-        out.push_str(&format!("}} {v}\n"));
-    }
-    out
-}
-
 fn vm_hwm_kib(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -142,26 +125,34 @@ fn vm_hwm_kib(pid: &str) -> u64 {
 }
 
 fn prometheus_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("KG_PROMETHEUS") {
+    peer_bin("PROMETHEUS", "/usr/bin/prometheus")
+}
+
+/// A peer's path as `tests/setup-peers.sh` recorded it (`KG_<KEY>` overrides).
+fn peer_bin(key: &str, default: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(format!("KG_{key}")) {
         return p.into();
     }
     let env = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".peers/paths.env");
+    let prefix = format!("{key}=");
     std::fs::read_to_string(env)
         .ok()
         .and_then(|t| {
             t.lines()
-                .find_map(|l| l.strip_prefix("PROMETHEUS=").map(|v| v.trim().to_owned()))
+                .find_map(|l| l.strip_prefix(prefix.as_str()).map(|v| v.trim().to_owned()))
         })
         .map(PathBuf::from)
-        .unwrap_or_else(|| "/usr/bin/prometheus".into())
+        .unwrap_or_else(|| default.into())
 }
 
-fn kubegate_side(svcs: usize, rules_path: &std::path::Path) -> (Duration, u64, usize) {
+/// Samples per series, 15 s apart.
+const ROUNDS: u64 = 17;
+
+fn kubegate_side(svcs: usize, rules_path: &std::path::Path, t0: i64) -> (Duration, u64, usize) {
     let db = kubegate::tsdb::Tsdb::with_limits(Duration::from_secs(7200), usize::MAX);
     let q = TsdbQuerier { db };
-    let t0 = kubegate::model::now_ms() - 60_000;
     let mut n = 0;
-    for round in 0..5u64 {
+    for round in 0..ROUNDS {
         let t = t0 + round as i64 * 15_000;
         let all = series(svcs, round);
         n = all.len();
@@ -197,25 +188,25 @@ fn kubegate_side(svcs: usize, rules_path: &std::path::Path) -> (Duration, u64, u
     (times[times.len() / 2], vm_hwm_kib("self"), n)
 }
 
-fn serve(listener: TcpListener, svcs: usize, rounds: Arc<AtomicU64>) {
-    for stream in listener.incoming().flatten() {
-        let round = rounds.fetch_add(1, Ordering::Relaxed);
-        let body = exposition(svcs, round);
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                line.clear();
+/// The same samples as the kubegate side, as OpenMetrics for promtool.
+fn write_openmetrics(path: &std::path::Path, svcs: usize, t0: i64) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for round in 0..ROUNDS {
+        let t = t0 + round as i64 * 15_000;
+        for (name, labels, v) in series(svcs, round) {
+            write!(out, "{name}{{")?;
+            for (i, (k, val)) in labels.iter().enumerate() {
+                write!(out, "{}{k}=\"{val}\"", if i > 0 { "," } else { "" })?;
             }
-            let mut s = stream;
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(body.as_bytes());
-        });
+            writeln!(out, "}} {v} {}.{:03}", t / 1000, t % 1000)?;
+        }
     }
+    writeln!(out, "# EOF")?;
+    out.flush()
+}
+
+fn promtool_bin() -> PathBuf {
+    peer_bin("PROMTOOL", "/usr/bin/promtool")
 }
 
 fn metric_sum(text: &str, name: &str) -> (f64, f64) {
@@ -243,12 +234,25 @@ fn prometheus_side(
     svcs: usize,
     rules_path: &std::path::Path,
     dir: &std::path::Path,
+    t0: i64,
 ) -> Option<(f64, f64, u64)> {
-    let listener = TcpListener::bind("127.0.0.1:0").ok()?;
-    let load_port = listener.local_addr().ok()?.port();
-    let rounds = Arc::new(AtomicU64::new(0));
-    let r = rounds.clone();
-    std::thread::spawn(move || serve(listener, svcs, r));
+    let om = dir.join("bench.om");
+    write_openmetrics(&om, svcs, t0).ok()?;
+    let data = dir.join("data");
+    let out = Command::new(promtool_bin())
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&data)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "promtool tsdb create-blocks-from openmetrics failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let _ = std::fs::remove_file(&om);
     let prom_port = TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -258,17 +262,15 @@ fn prometheus_side(
     std::fs::write(
         &cfg,
         format!(
-            "global: {{scrape_interval: 5s, scrape_timeout: 5s, evaluation_interval: 5s}}\nrule_files: ['{}']\nscrape_configs:\n  - job_name: load\n    static_configs: [{{targets: ['127.0.0.1:{load_port}']}}]\n",
+            "global: {{evaluation_interval: 5s}}\nrule_files: ['{}']\n",
             rules_path.display()
         ),
     )
     .ok()?;
     let mut child = Command::new(prometheus_bin())
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg("--storage.tsdb.retention.time=30d")
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -283,8 +285,8 @@ fn prometheus_side(
             continue;
         };
         let (evals, _) = metric_sum(&m, "prometheus_rule_evaluations_total{");
-        // Six cycles of 1,000 rules, after at least two scrapes.
-        if evals >= 6000.0 && rounds.load(Ordering::Relaxed) >= 3 {
+        // Six cycles of 1,000 rules.
+        if evals >= 6000.0 {
             let (sum, max) = metric_sum(&m, "prometheus_rule_group_last_duration_seconds{");
             result = Some((sum, max, vm_hwm_kib(&pid)));
             break;
@@ -304,14 +306,19 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let rules_path = dir.path().join("bench.rules.yml");
     std::fs::write(&rules_path, rule_file(svcs)).expect("write rules");
-    let (cycle, hwm, n) = kubegate_side(svcs, &rules_path);
-    println!("rules_load: 1000 alert rules over {n} series");
+    // A minute of data before now, three after (see the module comment).
+    let t0 = kubegate::model::now_ms() - 60_000;
+    let (cycle, hwm, n) = kubegate_side(svcs, &rules_path, t0);
+    println!("rules_load: 1000 alert rules over {n} series, {ROUNDS} samples each");
     println!(
         "  kubegate:   {:>8.1} ms per cycle (median, 10 groups in sequence), peak RSS {:.1} MiB (bench process)",
         cycle.as_secs_f64() * 1000.0,
         hwm as f64 / 1024.0
     );
-    match prometheus_side(svcs, &rules_path, dir.path()) {
+    // Prometheus evaluates at wall-clock time: its data starts a minute
+    // before the backfill, wherever the kubegate side left the clock.
+    let t0 = kubegate::model::now_ms() - 60_000;
+    match prometheus_side(svcs, &rules_path, dir.path(), t0) {
         Some((sum, max, hwm)) => println!(
             "  prometheus: {:>8.1} ms per cycle (sum of prometheus_rule_group_last_duration_seconds; largest group {:.1} ms), peak RSS {:.1} MiB",
             sum * 1000.0,
