@@ -60,64 +60,6 @@ fn fits(v: i64, bits: u8) -> bool {
     (-half..half).contains(&v)
 }
 
-/// Appends bits to a byte vector, most significant bit first.
-#[derive(Debug, Default)]
-struct BitWriter {
-    bytes: Vec<u8>,
-    /// Bits used in the last byte (0 means the last byte is full or absent).
-    used: u8,
-}
-
-impl BitWriter {
-    fn write_bit(&mut self, bit: bool) {
-        if self.used == 0 {
-            self.push_byte();
-        }
-        if bit {
-            let last = self.bytes.len() - 1;
-            self.bytes[last] |= 0x80 >> self.used;
-        }
-        self.used = (self.used + 1) % 8;
-    }
-
-    /// Grows in small steps: a head chunk lives for 30 minutes, and doubling
-    /// would leave half of every head buffer empty across a million series.
-    fn push_byte(&mut self) {
-        if self.bytes.len() == self.bytes.capacity() {
-            self.bytes.reserve_exact(16);
-        }
-        self.bytes.push(0);
-    }
-
-    /// Writes the low `n` bits of `value`, a byte's worth at a time.
-    fn write_bits(&mut self, value: u64, mut n: u8) {
-        while n > 0 {
-            if self.used == 0 {
-                self.push_byte();
-            }
-            let free = 8 - self.used;
-            let take = free.min(n);
-            let bits = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
-            let last = self.bytes.len() - 1;
-            self.bytes[last] |= bits << (free - take);
-            self.used = (self.used + take) % 8;
-            n -= take;
-        }
-    }
-
-    /// A signed value in a bucket: its prefix, then `bits` two's-complement bits.
-    fn write_bucketed(&mut self, v: i64, buckets: &[(u64, u8, u8)]) -> bool {
-        for &(prefix, plen, bits) in buckets {
-            if fits(v, bits) {
-                self.write_bits(prefix, plen);
-                self.write_bits(v as u64 & ((1u64 << bits) - 1), bits);
-                return true;
-            }
-        }
-        false
-    }
-}
-
 struct BitReader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -163,16 +105,21 @@ impl BitReader<'_> {
 }
 
 /// The chunk being appended to. Its bit stream starts with the first
-/// timestamp and value, 64 bits each.
+/// timestamp (64 bits) and value. One lives in every series, so its fields
+/// are packed by hand: 48 bytes, the bit writer's state included.
 #[derive(Debug)]
 pub struct HeadChunk {
-    bits: BitWriter,
+    /// The bit stream, most significant bit first; `len` bytes are used.
+    buf: Box<[u8]>,
     last_t: i64,
     last_delta: i64,
     last_v: u64,
-    /// The last value's mantissa at `scale`, unless `scale` is NOT_DECIMAL.
-    last_m: i64,
+    len: u16,
+    /// Bits used in the last byte (0 means the last byte is full or absent).
+    used: u8,
     count: u16,
+    /// The last value's decimal scale, or NOT_DECIMAL; its mantissa is
+    /// recomputed when needed rather than kept (8 bytes a series).
     scale: u8,
     leading: u8,
     trailing: u8,
@@ -181,11 +128,12 @@ pub struct HeadChunk {
 impl Default for HeadChunk {
     fn default() -> Self {
         HeadChunk {
-            bits: BitWriter::default(),
+            buf: Box::default(),
             last_t: 0,
             last_delta: 0,
             last_v: 0,
-            last_m: 0,
+            len: 0,
+            used: 0,
             count: 0,
             scale: NOT_DECIMAL,
             leading: NO_WINDOW,
@@ -195,6 +143,61 @@ impl Default for HeadChunk {
 }
 
 impl HeadChunk {
+    fn stream(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+
+    fn write_bit(&mut self, bit: bool) {
+        if self.used == 0 {
+            self.push_byte();
+        }
+        if bit {
+            self.buf[self.len as usize - 1] |= 0x80 >> self.used;
+        }
+        self.used = (self.used + 1) % 8;
+    }
+
+    /// Grows in 16-byte steps: a head chunk lives for 30 minutes, and
+    /// doubling would leave half of every head buffer empty across a million
+    /// series.
+    fn push_byte(&mut self) {
+        let len = self.len as usize;
+        if len == self.buf.len() {
+            let mut grown = vec![0u8; len + 16].into_boxed_slice();
+            grown[..len].copy_from_slice(&self.buf);
+            self.buf = grown;
+        }
+        self.buf[len] = 0;
+        self.len += 1;
+    }
+
+    /// Writes the low `n` bits of `value`, a byte's worth at a time.
+    fn write_bits(&mut self, value: u64, mut n: u8) {
+        while n > 0 {
+            if self.used == 0 {
+                self.push_byte();
+            }
+            let free = 8 - self.used;
+            let take = free.min(n);
+            let bits = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
+            self.buf[self.len as usize - 1] |= bits << (free - take);
+            self.used = (self.used + take) % 8;
+            n -= take;
+        }
+    }
+
+    /// A signed value in a bucket: its prefix, then `bits` two's-complement bits.
+    fn write_bucketed(&mut self, v: i64, buckets: &[(u64, u8, u8)]) -> bool {
+        for &(prefix, plen, bits) in buckets {
+            if fits(v, bits) {
+                self.write_bits(prefix, plen);
+                self.write_bits(v as u64 & ((1u64 << bits) - 1), bits);
+                return true;
+            }
+        }
+        false
+    }
+
     pub fn count(&self) -> u16 {
         self.count
     }
@@ -204,7 +207,7 @@ impl HeadChunk {
     }
 
     pub fn min_t(&self) -> i64 {
-        first_timestamp(&self.bits.bytes)
+        first_timestamp(self.stream())
     }
 
     pub fn last_t(&self) -> i64 {
@@ -216,32 +219,33 @@ impl HeadChunk {
     }
 
     pub fn bytes(&self) -> usize {
-        self.bits.bytes.capacity()
+        self.buf.len()
     }
 
     pub fn append(&mut self, t: i64, v: f64) {
         let vb = v.to_bits();
         if self.count == 0 {
-            self.bits.write_bits(t as u64, 64);
-            (self.scale, self.last_m) = decimal_of(v);
+            self.write_bits(t as u64, 64);
+            let m;
+            (self.scale, m) = decimal_of(v);
             // A short decimal opens the chunk in about 25 bits instead of 65.
-            if self.scale != NOT_DECIMAL && fits(self.last_m, 32) {
-                self.bits.write_bit(false);
-                self.bits.write_bits(self.scale as u64, 4);
-                self.bits.write_bucketed(self.last_m, &DELTA_BUCKETS);
+            if self.scale != NOT_DECIMAL && fits(m, 32) {
+                self.write_bit(false);
+                self.write_bits(self.scale as u64, 4);
+                self.write_bucketed(m, &DELTA_BUCKETS);
             } else {
-                self.bits.write_bit(true);
-                self.bits.write_bits(vb, 64);
+                self.write_bit(true);
+                self.write_bits(vb, 64);
                 self.write_scale();
             }
         } else {
             let delta = t - self.last_t;
             let dod = delta - self.last_delta;
             if dod == 0 {
-                self.bits.write_bit(false);
-            } else if !self.bits.write_bucketed(dod, &DOD_BUCKETS) {
-                self.bits.write_bits(0b1111, 4);
-                self.bits.write_bits(dod as u64, 64);
+                self.write_bit(false);
+            } else if !self.write_bucketed(dod, &DOD_BUCKETS) {
+                self.write_bits(0b1111, 4);
+                self.write_bits(dod as u64, 64);
             }
             self.last_delta = delta;
             self.write_value(v);
@@ -254,36 +258,36 @@ impl HeadChunk {
     fn write_value(&mut self, v: f64) {
         let vb = v.to_bits();
         if vb == self.last_v {
-            self.bits.write_bit(false);
+            self.write_bit(false);
             return;
         }
-        self.bits.write_bit(true);
+        self.write_bit(true);
         if self.scale != NOT_DECIMAL
             && let Some(m) = mantissa_at(v, self.scale)
-            && self.bits.write_bucketed(m - self.last_m, &DELTA_BUCKETS)
+            && let Some(last_m) = mantissa_at(f64::from_bits(self.last_v), self.scale)
+            && self.write_bucketed(m - last_m, &DELTA_BUCKETS)
         {
-            self.last_m = m;
             return;
         }
-        self.bits.write_bits(XOR_PREFIX.0, XOR_PREFIX.1);
+        self.write_bits(XOR_PREFIX.0, XOR_PREFIX.1);
         let x = vb ^ self.last_v;
         let leading = (x.leading_zeros() as u8).min(31);
         let trailing = x.trailing_zeros() as u8;
         if self.leading != NO_WINDOW && leading >= self.leading && trailing >= self.trailing {
-            self.bits.write_bit(false);
+            self.write_bit(false);
             let sig = 64 - self.leading - self.trailing;
-            self.bits.write_bits(x >> self.trailing, sig);
+            self.write_bits(x >> self.trailing, sig);
         } else {
             self.leading = leading;
             self.trailing = trailing;
-            self.bits.write_bit(true);
-            self.bits.write_bits(leading as u64, 5);
+            self.write_bit(true);
+            self.write_bits(leading as u64, 5);
             let sig = 64 - leading - trailing;
             // 64 significant bits do not fit 6 bits; 0 stands for 64.
-            self.bits.write_bits((sig % 64) as u64, 6);
-            self.bits.write_bits(x >> trailing, sig);
+            self.write_bits((sig % 64) as u64, 6);
+            self.write_bits(x >> trailing, sig);
         }
-        (self.scale, self.last_m) = decimal_of(v);
+        self.scale = decimal_of(v).0;
         self.write_scale();
     }
 
@@ -295,11 +299,11 @@ impl HeadChunk {
         } else {
             self.scale
         };
-        self.bits.write_bits(code as u64, 4);
+        self.write_bits(code as u64, 4);
     }
 
     pub fn decode_into(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
-        decode(&self.bits.bytes, self.count, mint, maxt, out);
+        decode(self.stream(), self.count, mint, maxt, out);
     }
 }
 
@@ -314,10 +318,12 @@ fn first_timestamp(stream: &[u8]) -> i64 {
 /// (u32) and stream length in bytes (u16), little endian.
 const HEADER: usize = 8;
 
-/// Every sealed chunk of one series, oldest first, in one allocation: a
-/// series keeps one pointer for its history instead of one per chunk, and
-/// the allocator rounds up once.
-#[derive(Debug, Default)]
+/// What a series keeps besides its head chunk, in one allocation: an
+/// opaque prefix its owner stores with it (the series' label pairs), then
+/// every sealed chunk, oldest first. One pointer and one allocator rounding
+/// per series instead of one per chunk and another for the labels.
+/// Layout: prefix length (u16 LE), prefix, chunks.
+#[derive(Debug)]
 pub struct SealedChunks {
     data: Box<[u8]>,
 }
@@ -349,16 +355,35 @@ impl ChunkRef<'_> {
 }
 
 impl SealedChunks {
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+    pub fn new(prefix: &[u8]) -> SealedChunks {
+        let len = u16::try_from(prefix.len()).expect("series prefix under 64 KiB");
+        let mut data = Vec::with_capacity(2 + prefix.len());
+        data.extend_from_slice(&len.to_le_bytes());
+        data.extend_from_slice(prefix);
+        SealedChunks {
+            data: data.into_boxed_slice(),
+        }
     }
 
+    fn chunks_start(&self) -> usize {
+        2 + u16::from_le_bytes([self.data[0], self.data[1]]) as usize
+    }
+
+    pub fn prefix(&self) -> &[u8] {
+        &self.data[2..self.chunks_start()]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.len() == self.chunks_start()
+    }
+
+    /// Bytes of chunks (headers included), without the prefix.
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        self.data.len() - self.chunks_start()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = ChunkRef<'_>> {
-        let mut rest: &[u8] = &self.data;
+        let mut rest: &[u8] = &self.data[self.chunks_start()..];
         std::iter::from_fn(move || {
             if rest.len() < HEADER {
                 return None;
@@ -383,8 +408,8 @@ impl SealedChunks {
     /// Seals `head` (non-empty) after the existing chunks. The copy happens
     /// once per chunk, every 120 samples.
     pub fn push(&mut self, head: HeadChunk) {
-        let stream = &head.bits.bytes;
-        // 120 samples of at most 74 bits each stay far below 64 KiB.
+        let stream = head.stream();
+        // 120 samples of at most 151 bits each stay far below 64 KiB.
         let len = u16::try_from(stream.len()).expect("chunk stream under 64 KiB");
         let span = (head.last_t - head.min_t()).clamp(0, MAX_CHUNK_SPAN_MS) as u32;
         let mut data = Vec::with_capacity(self.data.len() + HEADER + stream.len());
@@ -398,8 +423,9 @@ impl SealedChunks {
 
     /// Drops the chunks that end before `cutoff`; says whether any went.
     pub fn drop_before(&mut self, cutoff: i64) -> bool {
-        let mut keep_from = 0;
-        let mut offset = 0;
+        let start = self.chunks_start();
+        let mut keep_from = start;
+        let mut offset = start;
         for c in self.iter() {
             offset += HEADER + c.stream.len();
             if c.max_t() >= cutoff {
@@ -407,10 +433,13 @@ impl SealedChunks {
             }
             keep_from = offset;
         }
-        if keep_from == 0 {
+        if keep_from == start {
             return false;
         }
-        self.data = self.data[keep_from..].into();
+        let mut data = Vec::with_capacity(start + self.data.len() - keep_from);
+        data.extend_from_slice(&self.data[..start]);
+        data.extend_from_slice(&self.data[keep_from..]);
+        self.data = data.into_boxed_slice();
         true
     }
 }
@@ -505,7 +534,7 @@ mod tests {
         let mut out = Vec::new();
         h.decode_into(i64::MIN, i64::MAX, &mut out);
         assert_eq!(bits_of(&out), bits_of(samples));
-        let mut sealed = SealedChunks::default();
+        let mut sealed = SealedChunks::new(b"labels");
         sealed.push(h);
         let mut sealed_out = Vec::new();
         for c in sealed.iter() {
@@ -583,7 +612,7 @@ mod tests {
         for (t, v) in samples {
             h.append(t, v);
         }
-        h.bits.bytes.len() * 8
+        h.len as usize * 8
     }
 
     #[test]
@@ -603,6 +632,13 @@ mod tests {
     }
 
     #[test]
+    fn a_head_chunk_packs_into_48_bytes() {
+        // One per series: a million series pay for every byte here.
+        assert!(std::mem::size_of::<HeadChunk>() <= 48);
+        assert_eq!(std::mem::size_of::<SealedChunks>(), 16);
+    }
+
+    #[test]
     fn decode_honours_bounds() {
         let samples: Vec<_> = (0..50).map(|i| (i * 10, i as f64)).collect();
         let mut h = HeadChunk::default();
@@ -617,7 +653,7 @@ mod tests {
 
     #[test]
     fn sealed_chunks_keep_order_bounds_and_drop_from_the_front() {
-        let mut sealed = SealedChunks::default();
+        let mut sealed = SealedChunks::new(b"labels");
         assert!(sealed.is_empty() && sealed.last_max_t().is_none());
         for c in 0..4i64 {
             let mut h = HeadChunk::default();
@@ -650,5 +686,6 @@ mod tests {
         assert_eq!(out[0], (1_800_000, 1000.0));
         assert!(sealed.drop_before(i64::MAX));
         assert!(sealed.is_empty());
+        assert_eq!(sealed.prefix(), b"labels");
     }
 }

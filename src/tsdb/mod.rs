@@ -92,13 +92,37 @@ struct Shard {
     free: Vec<SeriesId>,
 }
 
+/// 64 bytes, plus one allocation holding the label pairs and the sealed
+/// chunks, plus the head chunk's buffer.
 struct Series {
-    labels: Box<[(Sym, Sym)]>,
+    /// Prefix: the label pairs (`__name__` included, sorted by name), as
+    /// little-endian u32 symbol pairs.
     sealed: SealedChunks,
     head: HeadChunk,
 }
 
 impl Series {
+    fn new(labels: &[(Sym, Sym)]) -> Series {
+        let mut prefix = Vec::with_capacity(labels.len() * 8);
+        for &(n, v) in labels {
+            prefix.extend_from_slice(&n.to_le_bytes());
+            prefix.extend_from_slice(&v.to_le_bytes());
+        }
+        Series {
+            sealed: SealedChunks::new(&prefix),
+            head: HeadChunk::default(),
+        }
+    }
+
+    fn labels(&self) -> impl Iterator<Item = (Sym, Sym)> + Clone + '_ {
+        self.sealed.prefix().chunks_exact(8).map(|p| {
+            (
+                Sym::from_le_bytes([p[0], p[1], p[2], p[3]]),
+                Sym::from_le_bytes([p[4], p[5], p[6], p[7]]),
+            )
+        })
+    }
+
     fn last_t(&self) -> Option<i64> {
         if !self.head.is_empty() {
             Some(self.head.last_t())
@@ -277,7 +301,7 @@ impl Tsdb {
             labels.iter().filter(|(k, _)| *k != METRIC_NAME).collect();
         pairs.push((METRIC_NAME, name));
         pairs.sort_unstable();
-        let syms: Box<[(Sym, Sym)]> = pairs
+        let syms: Vec<(Sym, Sym)> = pairs
             .iter()
             .map(|(k, v)| (index.symbols.intern(k), index.symbols.intern(v)))
             .collect();
@@ -291,11 +315,7 @@ impl Tsdb {
         for &(n, val) in syms.iter() {
             index.postings.add(n, val, id);
         }
-        let mut series = Series {
-            labels: syms,
-            sealed: SealedChunks::default(),
-            head: HeadChunk::default(),
-        };
+        let mut series = Series::new(&syms);
         self.push_sample(&mut series, t, v);
         shard.slots[slot_of(id)] = Some(series);
         shard.by_hash.insert(hash, id);
@@ -318,15 +338,17 @@ impl Tsdb {
                 if series.last_t().is_none_or(|t| t < cutoff) {
                     let series = entry.take().expect("checked above");
                     let pairs = series
-                        .labels
-                        .iter()
-                        .map(|&(n, v)| (index.symbols.get(n), index.symbols.get(v)));
+                        .labels()
+                        .map(|(n, v)| (index.symbols.get(n), index.symbols.get(v)));
                     let name = pairs
                         .clone()
                         .find(|(n, _)| *n == METRIC_NAME)
                         .map_or("", |(_, v)| v);
                     by_hash.remove(&series_hash(name, pairs));
-                    removed.push(((slot * SHARDS + shard_ix) as SeriesId, series.labels));
+                    removed.push((
+                        (slot * SHARDS + shard_ix) as SeriesId,
+                        series.labels().collect(),
+                    ));
                 }
             }
         }
@@ -400,9 +422,8 @@ impl Tsdb {
             let shard = lock(&self.inner.shards[shard_ix]);
             let mut visit = |series: &Series| {
                 let resolved: Vec<(&str, &str)> = series
-                    .labels
-                    .iter()
-                    .map(|&(n, v)| (index.symbols.get(n), index.symbols.get(v)))
+                    .labels()
+                    .map(|(n, v)| (index.symbols.get(n), index.symbols.get(v)))
                     .collect();
                 let ok = matchers.iter().all(|m| {
                     let val = resolved
@@ -498,7 +519,7 @@ impl Tsdb {
                 st.series += 1;
                 st.samples += s.head.count() as u64;
                 st.chunk_bytes += (s.head.bytes() + s.sealed.bytes()) as u64;
-                st.index_bytes += (s.labels.len() * 8) as u64;
+                st.index_bytes += s.sealed.prefix().len() as u64;
                 for c in s.sealed.iter() {
                     st.samples += c.count() as u64;
                 }
