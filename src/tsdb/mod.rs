@@ -96,17 +96,18 @@ struct Shard {
 /// chunks, plus the head chunk's buffer.
 struct Series {
     /// Prefix: the label pairs (`__name__` included, sorted by name), as
-    /// little-endian u32 symbol pairs.
+    /// LEB128 symbol ids: label names are among the first symbols interned,
+    /// so a pair takes 3 to 4 bytes instead of 8.
     sealed: SealedChunks,
     head: HeadChunk,
 }
 
 impl Series {
     fn new(labels: &[(Sym, Sym)]) -> Series {
-        let mut prefix = Vec::with_capacity(labels.len() * 8);
+        let mut prefix = Vec::with_capacity(labels.len() * 5);
         for &(n, v) in labels {
-            prefix.extend_from_slice(&n.to_le_bytes());
-            prefix.extend_from_slice(&v.to_le_bytes());
+            put_varint(&mut prefix, n);
+            put_varint(&mut prefix, v);
         }
         Series {
             sealed: SealedChunks::new(&prefix),
@@ -115,12 +116,8 @@ impl Series {
     }
 
     fn labels(&self) -> impl Iterator<Item = (Sym, Sym)> + Clone + '_ {
-        self.sealed.prefix().chunks_exact(8).map(|p| {
-            (
-                Sym::from_le_bytes([p[0], p[1], p[2], p[3]]),
-                Sym::from_le_bytes([p[4], p[5], p[6], p[7]]),
-            )
-        })
+        let mut rest = self.sealed.prefix();
+        std::iter::from_fn(move || Some((take_varint(&mut rest)?, take_varint(&mut rest)?)))
     }
 
     fn last_t(&self) -> Option<i64> {
@@ -130,6 +127,26 @@ impl Series {
             self.sealed.last_max_t()
         }
     }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn take_varint(rest: &mut &[u8]) -> Option<u32> {
+    let mut v = 0u32;
+    for (i, &b) in rest.iter().enumerate().take(5) {
+        v |= ((b & 0x7f) as u32) << (7 * i);
+        if b & 0x80 == 0 {
+            *rest = &rest[i + 1..];
+            return Some(v);
+        }
+    }
+    None
 }
 
 /// One selected series.

@@ -168,3 +168,18 @@ fn concurrent_appends_and_queries() {
         .sum();
     assert_eq!(total, 8000);
 }
+
+#[test]
+fn label_symbol_varints_roundtrip_at_every_width() {
+    let values = [0u32, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, u32::MAX];
+    let mut buf = Vec::new();
+    for &v in &values {
+        super::put_varint(&mut buf, v);
+    }
+    let mut rest = buf.as_slice();
+    let back: Vec<u32> = std::iter::from_fn(|| super::take_varint(&mut rest)).collect();
+    assert_eq!(back, values);
+    // A truncated varint ends the sequence instead of inventing a value.
+    let mut cut: &[u8] = &[0x80, 0x80];
+    assert_eq!(super::take_varint(&mut cut), None);
+}
