@@ -111,9 +111,11 @@ fn rule_file(svcs: usize) -> String {
     s
 }
 
-// The allocator the kubegate binary runs with.
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 fn vm_hwm_kib(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -151,12 +153,13 @@ fn peer_bin(key: &str, default: &str) -> PathBuf {
 /// Samples per series, 15 s apart.
 const ROUNDS: u64 = 17;
 
-/// Median cycle, peak RSS (KiB) after the cycles and after loading, series.
+/// Median cycle, peak RSS (KiB) after the cycles, (peak RSS KiB, live heap
+/// bytes) once loaded, (live heap, peak live heap) after the cycles, series.
 fn kubegate_side(
     svcs: usize,
     rules_path: &std::path::Path,
     t0: i64,
-) -> (Duration, u64, u64, usize) {
+) -> (Duration, u64, (u64, usize), (usize, usize), usize) {
     let db = kubegate::tsdb::Tsdb::with_limits(Duration::from_secs(7200), usize::MAX);
     let q = TsdbQuerier { db };
     let mut n = 0;
@@ -168,7 +171,7 @@ fn kubegate_side(
             n += 1;
         });
     }
-    let loaded = vm_hwm_kib("self");
+    let loaded = (vm_hwm_kib("self"), counting_alloc::live_bytes());
     let t_eval = t0 + 4 * 15_000;
     let mut groups = load_groups(&[rules_path.to_path_buf()], Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -194,7 +197,11 @@ fn kubegate_side(
         .map(|r| r.active.len())
         .sum();
     let _ = firing;
-    (times[times.len() / 2], vm_hwm_kib("self"), loaded, n)
+    let live = (
+        counting_alloc::live_bytes(),
+        counting_alloc::peak_live_bytes(),
+    );
+    (times[times.len() / 2], vm_hwm_kib("self"), loaded, live, n)
 }
 
 /// The same samples as the kubegate side, as OpenMetrics for promtool.
@@ -322,13 +329,20 @@ fn main() {
     std::fs::write(&rules_path, rule_file(svcs)).expect("write rules");
     // A minute of data before now, three after (see the module comment).
     let t0 = kubegate::model::now_ms() - 60_000;
-    let (cycle, hwm, loaded, n) = kubegate_side(svcs, &rules_path, t0);
+    let (cycle, hwm, loaded, live, n) = kubegate_side(svcs, &rules_path, t0);
     println!("rules_load: 1000 alert rules over {n} series, {ROUNDS} samples each");
     println!(
         "  kubegate:   {:>8.1} ms per cycle (median, 10 groups in sequence), peak RSS {:.1} MiB (bench process; {:.1} MiB once the series were in)",
         cycle.as_secs_f64() * 1000.0,
         hwm as f64 / 1024.0,
-        loaded as f64 / 1024.0
+        loaded.0 as f64 / 1024.0
+    );
+    let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "              live heap {:.1} MiB once loaded, {:.1} MiB after the cycles, at most {:.1} MiB",
+        mib(loaded.1),
+        mib(live.0),
+        mib(live.1)
     );
     // Prometheus evaluates at wall-clock time: its data starts a minute
     // before the backfill, wherever the kubegate side left the clock.

@@ -26,49 +26,22 @@
 
 use kubegate::model::Labels;
 use kubegate::tsdb::Tsdb;
-use std::alloc::{GlobalAlloc, Layout};
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 // The allocator the kubegate binary runs with: RSS per series depends on it.
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
-/// mimalloc, counting live bytes: live heap against RSS tells data from
-/// allocator slack and fragmentation.
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        unsafe { mimalloc::MiMalloc.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { mimalloc::MiMalloc.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { mimalloc::MiMalloc.realloc(p, l, new) }
-    }
-}
-
-unsafe extern "C" {
-    /// In the mimalloc library the global allocator links.
-    fn mi_collect(force: bool);
-}
-
-/// RSS once the allocator has returned the pages the fill left empty: a
-/// running kubegate allocates all the time, so mimalloc purges them within
-/// its purge delay; right after a fill in lockstep they are still counted.
+/// RSS (KiB) once the allocator returned the pages the fill left empty,
+/// and the live heap (bytes).
 fn settled_rss_kb() -> (u64, usize) {
-    // SAFETY: a plain call into the allocator the process runs on.
-    unsafe { mi_collect(true) };
-    (status_kb("VmRSS:"), LIVE.load(Ordering::Relaxed))
+    counting_alloc::collect();
+    (status_kb("VmRSS:"), counting_alloc::live_bytes())
 }
 
 fn status_kb(field: &str) -> u64 {

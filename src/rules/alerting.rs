@@ -13,6 +13,20 @@ use std::collections::{BTreeMap, HashMap};
 /// Alertmanager, as Prometheus's `resolvedRetention`.
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
 
+pub type AlertKey = u128;
+
+/// Identifies an alert of a rule by its labels.
+pub fn alert_key(labels: &Labels) -> AlertKey {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (k, v) in labels.iter() {
+        h.update(k.as_bytes());
+        h.update(&[0xfe]);
+        h.update(v.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest128()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AlertState {
     Inactive,
@@ -57,7 +71,10 @@ pub struct Rule {
     pub spec: RuleSpec,
     pub expr: Compiled,
     /// Alerts by label set (alerting rules only).
-    pub active: HashMap<Labels, Alert>,
+    /// Keyed by a 128-bit hash of the alert's labels, as Prometheus keys
+    /// them by a label hash: the labels themselves are kept once, in the
+    /// alert (a rule with thousands of alerts held every label set twice).
+    pub active: HashMap<AlertKey, Alert>,
     pub last_error: Option<String>,
     pub last_eval_ms: Option<i64>,
     pub last_duration: std::time::Duration,
@@ -136,7 +153,7 @@ impl Rule {
     ) -> Result<Vec<Output>, String> {
         let ts = ctx.t_ms;
         let tmpl_name = format!("__alert_{}", self.spec.name);
-        let mut fresh: HashMap<Labels, Alert> = HashMap::with_capacity(result.len());
+        let mut fresh: HashMap<AlertKey, Alert> = HashMap::with_capacity(result.len());
         for s in result {
             let mut series = s.metric;
             series.remove("__name__");
@@ -160,14 +177,15 @@ impl Rule {
                 .iter()
                 .map(|(k, v)| (k.clone(), expand_alert(&tmpl_name, v, &data)))
                 .collect();
-            if fresh.contains_key(&labels) {
+            let key = alert_key(&labels);
+            if fresh.contains_key(&key) {
                 return Err(
                     "vector contains metrics with the same labelset after applying alert labels"
                         .into(),
                 );
             }
             fresh.insert(
-                labels.clone(),
+                key,
                 Alert {
                     labels,
                     annotations,
@@ -181,7 +199,7 @@ impl Rule {
                 },
             );
         }
-        let present: std::collections::HashSet<Labels> = fresh.keys().cloned().collect();
+        let present: std::collections::HashSet<AlertKey> = fresh.keys().copied().collect();
         for (k, a) in fresh {
             match self.active.get_mut(&k) {
                 Some(old) if old.state != AlertState::Inactive => {
@@ -211,7 +229,7 @@ impl Rule {
                     || a.resolved_at_ms
                         .is_some_and(|r| ts - r > RESOLVED_RETENTION_MS)
                 {
-                    remove.push(k.clone());
+                    remove.push(*k);
                 }
                 if a.state != AlertState::Inactive && !keep_firing {
                     a.state = AlertState::Inactive;

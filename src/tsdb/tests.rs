@@ -171,7 +171,17 @@ fn concurrent_appends_and_queries() {
 
 #[test]
 fn label_symbol_varints_roundtrip_at_every_width() {
-    let values = [0u32, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, u32::MAX];
+    let values = [
+        0u32,
+        1,
+        127,
+        128,
+        16_383,
+        16_384,
+        2_097_151,
+        2_097_152,
+        u32::MAX,
+    ];
     let mut buf = Vec::new();
     for &v in &values {
         super::put_varint(&mut buf, v);
