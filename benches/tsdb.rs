@@ -5,6 +5,7 @@
 //! cargo bench --bench tsdb                    # 100k and 1M series, 480 samples each (2 h at 15 s)
 //! KG_SERIES=100000 KG_SAMPLES=120 cargo bench --bench tsdb
 //! KG_SERIES=100000 KG_LABELS=unique cargo bench --bench tsdb
+//! KG_SERIES=1000000 KG_REFERENCE=0 cargo bench --bench tsdb   # no reference run
 //! ```
 //!
 //! Each scale runs in a child process of its own (the bench re-executes
@@ -268,7 +269,13 @@ fn main() {
     );
     let me = std::env::current_exe().expect("own path");
     for &series in &scales {
-        for mode in ["tsdb", "reference"] {
+        // KG_REFERENCE=0 skips the reference (16 B/sample: 9 GB at 1M series).
+        let modes: &[&str] = if std::env::var("KG_REFERENCE").is_ok_and(|v| v == "0") {
+            &["tsdb"]
+        } else {
+            &["tsdb", "reference"]
+        };
+        for &mode in modes {
             let status = Command::new(&me)
                 .args(["--child", &series.to_string(), &samples.to_string(), mode])
                 .status()
