@@ -16,14 +16,19 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin kubegate \
     && install -D -m 0755 target/release/kubegate /out/usr/local/bin/kubegate \
-    && install -d -m 0750 /out/var/lib/kubegate
+    && install -d -m 0750 /out/var/lib/kubegate \
+    && install -D -m 0644 -t /out/etc/kubegate/rules config/rules/*.rules.yml
 
 # glibc and libgcc only (TLS is rustls): no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/usr/local/bin/kubegate /usr/local/bin/kubegate
 COPY --from=build --chown=65532:65532 /out/var/lib/kubegate /var/lib/kubegate
+# The default rule files, for `kubegate run` on the embedded config (the
+# chart renders its own rule files and does not read this variable).
+COPY --from=build /out/etc/kubegate /etc/kubegate
 ENV KUBEGATE_DATA_DIR=/var/lib/kubegate \
-    KUBEGATE_LOG_FORMAT=json
+    KUBEGATE_LOG_FORMAT=json \
+    KUBEGATE_RULE_FILES=/etc/kubegate/rules/*.rules.yml
 WORKDIR /var/lib/kubegate
 USER 65532:65532
 # 9880: HTTP (metrics, health, targets); 5044: beats (Lumberjack v2).

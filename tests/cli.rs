@@ -320,3 +320,43 @@ fn sigterm_flushes_a_pending_batch() {
     );
     assert_eq!(es_ids(&es.url(), "metrics-*").len() as u64, sent);
 }
+
+/// As in the container image: the working directory is not the repository,
+/// and `KUBEGATE_RULE_FILES` (set by the Dockerfile) names the default rule
+/// files by absolute path. Without it, from that directory, none load.
+#[test]
+fn embedded_default_loads_rule_files_named_by_absolute_path_from_any_directory() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules/*.rules.yml");
+    // The rule manager starts after the HTTP server: wait for its verdict,
+    // groups on the API or the "match no file" warning in the log.
+    let groups_from = |rule_files: Option<&Path>| -> (String, String) {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let data = tempfile::tempdir().unwrap();
+        let mut b = kubegate_on_default(&addr, data.path()).current_dir(data.path());
+        if let Some(r) = rule_files {
+            b = b.env("KUBEGATE_RULE_FILES", r);
+        }
+        let mut gw = b.spawn();
+        let url = format!("http://{addr}/api/v1/rules");
+        let mut body = String::new();
+        gw.wait_alive(Duration::from_secs(20), "rule groups or a warning", |c| {
+            body = try_http_get(&url).map(|(_, b)| b).unwrap_or_default();
+            body.contains("\"name\":") || c.log().contains("rule_files match no file")
+        });
+        (body, gw.log())
+    };
+    let (with, _) = groups_from(Some(&rules));
+    for group in ["kubegate-health", "targets", "node", "kubernetes"] {
+        assert!(
+            with.contains(&format!("\"name\":\"{group}\"")),
+            "group {group} missing: {with}"
+        );
+    }
+    let (without, log) = groups_from(None);
+    assert!(
+        !without.contains("\"name\":\"kubegate-health\"")
+            && log.contains("rule_files match no file"),
+        "rules/*.rules.yml resolved against a directory without rules: {without}\n{log}"
+    );
+}

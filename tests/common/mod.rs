@@ -931,6 +931,13 @@ impl ChildBuilder {
         self
     }
 
+    /// The child's working directory (default: the test's, the repository).
+    #[allow(dead_code)] // not every test binary changes it
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
     pub fn envs<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
