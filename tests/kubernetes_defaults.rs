@@ -206,14 +206,21 @@ fn not_ready_until_the_first_lists_then_ready() {
         .env("KUBEGATE_SCRAPE_INTERVAL", "1s")
         .spawn();
     let ready = format!("http://{listen}/-/ready");
-    gw.wait_alive(Duration::from_secs(20), "a not-ready answer", |_| {
-        try_http_get(&ready).is_ok_and(|(code, _)| code == 503)
-    });
-    let (_, why) = http_get(&ready);
-    assert!(
-        why.contains("waiting for the first list of pods (metadata cache)")
-            && why.contains("waiting for the first Kubernetes lists of job kubernetes-pods"),
-        "{why}"
+    // The HTTP server answers before start-up has registered what it
+    // waits for (then the only reason is "starting"): wait for the reasons.
+    let mut why = String::new();
+    gw.wait_alive(
+        Duration::from_secs(20),
+        "a not-ready answer naming the lists",
+        |_| {
+            let Ok((code, body)) = try_http_get(&ready) else {
+                return false;
+            };
+            assert_eq!(code, 503, "ready while the API server is away: {body}");
+            why = body;
+            why.contains("waiting for the first list of pods (metadata cache)")
+                && why.contains("waiting for the first Kubernetes lists of job kubernetes-pods")
+        },
     );
     // Its own metrics still flow while the API server is away.
     gw.wait_alive(Duration::from_secs(20), "self-scrape documents", |_| {
