@@ -57,17 +57,7 @@ pub fn call(ev: &Evaluator<'_>, c: &Call, ts: i64) -> Result<Val, PromqlError> {
                 })
                 .collect()
         }
-        "absent" => {
-            if ev.eval_vector(args[0], ts)?.is_empty() {
-                vec![Sample {
-                    metric: absent_labels(args[0]),
-                    t: ts,
-                    v: 1.0,
-                }]
-            } else {
-                Vec::new()
-            }
-        }
+        "absent" => absent_result(args[0], ts, ev.eval_vector(args[0], ts)?.is_empty()),
         "histogram_quantile" => {
             let q = ev.eval_scalar(args[0], ts)?;
             histogram_quantile(q, ev.eval_vector(args[1], ts)?, ts)
@@ -180,6 +170,19 @@ fn map_vector(
             v: f(s.v),
         })
         .collect())
+}
+
+/// What `absent()` and `absent_over_time()` return: one sample of 1 with
+/// [`absent_labels`] when their input is empty, nothing otherwise.
+pub fn absent_result(arg: &Expr, ts: i64, input_empty: bool) -> Vec<Sample> {
+    if !input_empty {
+        return Vec::new();
+    }
+    vec![Sample {
+        metric: absent_labels(arg),
+        t: ts,
+        v: 1.0,
+    }]
 }
 
 /// The labels `absent()` reports: equality matchers of a plain selector,

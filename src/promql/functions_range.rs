@@ -4,7 +4,7 @@
 use super::PromqlError;
 use super::aggregate::quantile;
 use super::eval::{Evaluator, Sample, Val, check_unique, drop_name, exec};
-use super::functions::{absent_labels, matrix_window};
+use super::functions::{absent_result, matrix_window};
 use promql_parser::parser::Expr;
 
 pub fn range_call(
@@ -34,16 +34,7 @@ pub fn range_call(
     };
     let (series, start, end) = matrix_window(ev, args[matrix_arg], ts, moving_at)?;
     if name == "absent_over_time" {
-        let out = if series.is_empty() {
-            vec![Sample {
-                metric: absent_labels(args[0]),
-                t: ts,
-                v: 1.0,
-            }]
-        } else {
-            Vec::new()
-        };
-        return Ok(Val::Vector(out));
+        return Ok(Val::Vector(absent_result(args[0], ts, series.is_empty())));
     }
     let range_s = (end - start) as f64 / 1000.0;
     let mut out = Vec::with_capacity(series.len());

@@ -42,6 +42,15 @@ fn shown(r: &Rule) -> impl Iterator<Item = &Alert> {
         .filter(|a| a.state != AlertState::Inactive)
 }
 
+/// A rule's state as Prometheus reports it: its most advanced alert's.
+fn rule_state(shown: &[&Alert]) -> AlertState {
+    shown
+        .iter()
+        .map(|a| a.state)
+        .max()
+        .unwrap_or(AlertState::Inactive)
+}
+
 fn rule_json(r: &Rule) -> Value {
     let health = if r.last_error.is_some() {
         "err"
@@ -63,11 +72,7 @@ fn rule_json(r: &Rule) -> Value {
     }
     if r.is_alert() {
         let alerts: Vec<&Alert> = shown(r).collect();
-        let state = alerts
-            .iter()
-            .map(|a| a.state)
-            .max()
-            .unwrap_or(AlertState::Inactive);
+        let state = rule_state(&alerts);
         v["state"] = json!(state.as_str());
         v["duration"] = json!(r.spec.for_.as_secs_f64());
         v["keepFiringFor"] = json!(r.spec.keep_firing_for.as_secs_f64());
@@ -143,11 +148,7 @@ pub fn alerts_html(reg: &RulesRegistry) -> String {
         let mut s = String::new();
         for r in g.rules.iter().filter(|r| r.is_alert()) {
             let alerts: Vec<&Alert> = shown(r).collect();
-            let state = alerts
-                .iter()
-                .map(|a| a.state)
-                .max()
-                .unwrap_or(AlertState::Inactive);
+            let state = rule_state(&alerts);
             s.push_str(&format!(
                 "<h3 class=\"{st}\">{name} ({n} {st})</h3><pre>{expr}</pre>",
                 st = state.as_str(),
