@@ -34,6 +34,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+use proc_status::status_mib;
+
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
     std::env::var(k)
         .ok()
@@ -81,19 +85,6 @@ fn windows(window: usize, level: u32) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         wire.push(b);
     }
     (wire, payloads)
-}
-
-fn hwm_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 fn thread_cpu() -> Duration {
@@ -287,6 +278,6 @@ fn main() {
     }
     println!(
         "peak RSS (VmHWM, whole process incl. pre-encoded windows): {:.1} MiB",
-        hwm_mib()
+        status_mib("self", "VmHWM")
     );
 }

@@ -95,6 +95,10 @@ use kubegate::sink::elasticsearch::EsSink;
 use kubegate::sink::{self, BatchLimits, Drained, Encoded, Sink, record};
 use tokio::sync::{Semaphore, watch};
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+use proc_status::status_kib;
+
 const SERIES_PER_SCRAPE: usize = 500;
 /// Records per `push`, about one scrape's documents as the pipeline pushes.
 const PER_PUSH: usize = 500;
@@ -359,30 +363,6 @@ fn record_len(d: &Encoded) -> usize {
 
 // ---------------------------------------------------------------------------
 // Process measurements
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// user + system CPU of this process.
 fn self_cpu() -> Duration {
@@ -1514,7 +1494,7 @@ async fn outage_phase(p: &Params, http: &reqwest::Client) {
     let mut ticks: Vec<Tick> = Vec::new();
     let sample = |t: u64| Tick {
         t,
-        rss: rss_kib(),
+        rss: status_kib("self", "VmRSS"),
         buf_bytes: buf_bytes.get(),
         buf_records: buf_records.get(),
         disk: segment_bytes(&buf_dir),
@@ -1786,7 +1766,7 @@ fn main() {
             rt.block_on(outage_phase(&p, &http));
             println!(
                 "  peak RSS of the outage process (VmHWM): {:.1} MiB",
-                hwm_kib() as f64 / 1024.0
+                status_kib("self", "VmHWM") as f64 / 1024.0
             );
         } else {
             outage_in_child();

@@ -26,6 +26,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+use proc_status::status_mib;
+
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -101,17 +105,6 @@ fn pod(i: usize, nodes: usize) -> Pod {
 
 fn live_mib() -> f64 {
     LIVE.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
-}
-
-fn vm_hwm_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 /// Waits until `f` holds, polling; returns the time it took.
@@ -214,7 +207,7 @@ fn main() {
         println!(
             "ratio kubegate/reflector: {:.2}; peak RSS of this process (fake server included): {:.0} MiB",
             kubegate_mib / reflector_mib,
-            vm_hwm_mib()
+            status_mib("self", "VmHWM")
         );
     });
 }

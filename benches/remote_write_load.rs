@@ -29,6 +29,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+use proc_status::status_mib;
+
 use kubegate::ingest::push::remote_write::{
     Label, SeriesOrder, TimeSeries, WriteRequest, WriteSample, decode, encode,
 };
@@ -90,16 +94,6 @@ fn proc_cpu_seconds(pid: u32) -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15; `rest` starts at field 3.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn status_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 /// CPU time of the calling thread: the ceilings are timed by CPU, not the

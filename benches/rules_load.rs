@@ -32,6 +32,10 @@ use kubegate::model::Labels;
 use kubegate::rules::engine::{Querier, TsdbQuerier};
 use kubegate::rules::group::load_groups;
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+use proc_status::status_kib;
+
 const LE: [&str; 8] = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
 
 fn env_num(name: &str, default: usize) -> usize {
@@ -117,18 +121,6 @@ mod counting_alloc;
 #[global_allocator]
 static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
-fn vm_hwm_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn prometheus_bin() -> PathBuf {
     peer_bin("PROMETHEUS", "/usr/bin/prometheus")
 }
@@ -171,7 +163,7 @@ fn kubegate_side(
             n += 1;
         });
     }
-    let loaded = (vm_hwm_kib("self"), counting_alloc::live_bytes());
+    let loaded = (status_kib("self", "VmHWM"), counting_alloc::live_bytes());
     let t_eval = t0 + 4 * 15_000;
     let mut groups = load_groups(&[rules_path.to_path_buf()], Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -201,7 +193,13 @@ fn kubegate_side(
         counting_alloc::live_bytes(),
         counting_alloc::peak_live_bytes(),
     );
-    (times[times.len() / 2], vm_hwm_kib("self"), loaded, live, n)
+    (
+        times[times.len() / 2],
+        status_kib("self", "VmHWM"),
+        loaded,
+        live,
+        n,
+    )
 }
 
 /// The same samples as the kubegate side, as OpenMetrics for promtool.
@@ -309,7 +307,7 @@ fn prometheus_side(
         // Six cycles of 1,000 rules.
         if evals >= 6000.0 {
             let (sum, max) = metric_sum(&m, "prometheus_rule_group_last_duration_seconds{");
-            result = Some((sum, max, vm_hwm_kib(&pid)));
+            result = Some((sum, max, status_kib(&pid, "VmHWM")));
             break;
         }
     }

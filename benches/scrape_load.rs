@@ -69,6 +69,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+use proc_status::status_mib;
+
 // ---------------------------------------------------------------------------
 // Parameters
 
@@ -1032,17 +1036,6 @@ fn written_bytes(pid: u32) -> f64 {
         .lines()
         .find_map(|l| l.strip_prefix("wchar:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// A `/proc/<pid>/status` field in kB, as MiB.
-fn status_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
 

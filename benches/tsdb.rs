@@ -31,6 +31,10 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+use proc_status::status_kib;
+
 // The allocator the kubegate binary runs with: RSS per series depends on it.
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -42,16 +46,7 @@ static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 /// and the live heap (bytes).
 fn settled_rss_kb() -> (u64, usize) {
     counting_alloc::collect();
-    (status_kb("VmRSS:"), counting_alloc::live_bytes())
-}
-
-fn status_kb(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    (status_kib("self", "VmRSS"), counting_alloc::live_bytes())
 }
 
 fn labels_for(i: usize, unique: bool) -> (String, Labels) {
@@ -205,7 +200,7 @@ fn child(series: usize, samples: usize, reference: bool) {
         rss_bytes / series as f64,
         rss_bytes / total,
         live / series as f64,
-        status_kb("VmHWM:") / 1024,
+        status_kib("self", "VmHWM") / 1024,
     );
     match stats {
         Some(s) => {
