@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use super::Format;
 use super::scan::{
     CLASS, LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START, find_quote_or_backslash,
-    is_metric_name,
+    is_metric_name, name_run_end,
 };
 use crate::model::MetricType;
 
@@ -144,9 +144,56 @@ pub fn parse_line<'a>(
     c.skip_ws();
     match c.peek() {
         None => Ok(LineItem::Blank),
-        Some(b'#') => comment(c, format),
+        Some(b'#') => match plain_metadata(line, format) {
+            Some(item) => Ok(item),
+            None => comment(c, format),
+        },
         Some(_) => sample(c, format, labels),
     }
+}
+
+/// `# HELP name text` and `# TYPE name type` as exporters write them: at
+/// the start of the line, one space between the parts, a plain name. Half
+/// the lines of a node_exporter body are these; taking them in one pass
+/// over fixed offsets (no keyword token, no `Result` per part) makes them
+/// cheap. Anything else returns `None` and [`comment`] decides, errors
+/// included, so both paths agree on every line.
+#[inline]
+fn plain_metadata(line: &str, format: Format) -> Option<LineItem<'_>> {
+    let b = line.as_bytes();
+    let keyword = b.get(..7)?;
+    let help = match keyword {
+        b"# HELP " => true,
+        b"# TYPE " => false,
+        _ => return None,
+    };
+    if CLASS[*b.get(7)? as usize] & METRIC_START == 0 {
+        return None;
+    }
+    let end = name_run_end(b, 8, true);
+    let name = Text::bare(&line[7..end]);
+    if help {
+        let mut text = end;
+        while text < b.len() && is_ws(b[text]) {
+            text += 1;
+        }
+        if text == end && end < b.len() {
+            return None;
+        }
+        return Some(LineItem::Help {
+            name,
+            text: &line[text..],
+        });
+    }
+    if b.get(end) != Some(&b' ') {
+        return None;
+    }
+    let word = &line[end + 1..];
+    if word.is_empty() || word.bytes().any(is_ws) {
+        return None;
+    }
+    let kind = metric_type(word, format).ok()?;
+    Some(LineItem::Type { name, kind })
 }
 
 fn comment(mut c: Cursor<'_>, format: Format) -> Result<LineItem<'_>, String> {
@@ -385,10 +432,7 @@ fn canonical_label_set<'a>(c: &mut Cursor<'a>, labels: &mut Vec<Label<'a>>) -> b
             _ => break None,
         }
         let start = i;
-        i += 1;
-        while i < bytes.len() && CLASS[bytes[i] as usize] & LABEL_CHAR != 0 {
-            i += 1;
-        }
+        i = name_run_end(bytes, i + 1, false);
         let name = Text::bare(&line[start..i]);
         if bytes.get(i..i + 2) != Some(b"=\"") || name.raw == "__name__" {
             break None;
@@ -810,10 +854,17 @@ impl<'a> Cursor<'a> {
         if CLASS[first as usize] & start == 0 {
             return None;
         }
-        let mut i = begin + 1;
-        while i < bytes.len() && CLASS[bytes[i] as usize] & rest != 0 {
-            i += 1;
-        }
+        let i = match rest {
+            METRIC_CHAR => name_run_end(bytes, begin + 1, true),
+            LABEL_CHAR => name_run_end(bytes, begin + 1, false),
+            _ => {
+                let mut i = begin + 1;
+                while i < bytes.len() && CLASS[bytes[i] as usize] & rest != 0 {
+                    i += 1;
+                }
+                i
+            }
+        };
         if i < bytes.len() && !ends(bytes[i]) {
             return None;
         }

@@ -70,16 +70,20 @@ impl<'a> SampleRef<'a> {
 
     /// An owned copy, as [`super::parse`] returns it.
     pub fn to_sample(&self) -> Sample {
-        // Room for the few target labels a scrape adds next.
-        let mut labels = Labels::with_capacity(self.labels.len() + 4);
-        for l in self.labels {
-            if !l.value.raw.is_empty() {
-                labels.set(l.name.unescape(), l.value.unescape());
-            }
-        }
+        let pairs = self
+            .labels
+            .iter()
+            .filter(|l| !l.value.raw.is_empty())
+            .map(|l| {
+                (
+                    l.name.unescape().into_owned(),
+                    l.value.unescape().into_owned(),
+                )
+            })
+            .collect();
         Sample {
             name: self.name.to_owned(),
-            labels,
+            labels: Labels::from_unsorted(pairs),
             value: self.value,
             timestamp_ms: self.timestamp_ms,
         }
