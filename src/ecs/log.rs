@@ -303,7 +303,7 @@ impl LogBuilder {
             .iter()
             .map(|(k, v)| k.len() + v.get().len() + 4)
             .sum();
-        let mut json = Vec::with_capacity(size + 256);
+        let mut json = Vec::with_capacity(size + 256 + crate::sink::record::ROUTING_ROOM);
         json.push(b'{');
         let mut first = true;
         let mut sep = |json: &mut Vec<u8>| {

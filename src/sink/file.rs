@@ -19,8 +19,8 @@ pub struct FileSink {
     writer: BufWriter<File>,
     size: u64,
     metrics: Arc<SelfMetrics>,
-    /// Scratch space for one NDJSON line.
-    line: Vec<u8>,
+    /// Scratch space for one line's `@metadata` head.
+    head: Vec<u8>,
 }
 
 impl FileSink {
@@ -52,7 +52,7 @@ impl FileSink {
             writer: BufWriter::with_capacity(256 * 1024, file),
             size,
             metrics,
-            line: Vec::new(),
+            head: Vec::new(),
         })
     }
 
@@ -82,17 +82,23 @@ impl FileSink {
     }
 
     fn write_all(&mut self, batch: &[Encoded]) -> std::io::Result<()> {
-        let mut line = std::mem::take(&mut self.line);
+        let mut head = std::mem::take(&mut self.head);
         for doc in batch {
-            line.clear();
-            with_metadata_into(doc, &mut line);
-            if self.size > 0 && self.size + line.len() as u64 > self.max_file_size {
+            // The document is written from its own buffer, behind a small
+            // head: assembling each line first was one more copy of every
+            // document.
+            head.clear();
+            let body = metadata_head(doc, &mut head);
+            let len = (head.len() + body.len() + 1) as u64;
+            if self.size > 0 && self.size + len > self.max_file_size {
                 self.rotate()?;
             }
-            self.writer.write_all(&line)?;
-            self.size += line.len() as u64;
+            self.writer.write_all(&head)?;
+            self.writer.write_all(body)?;
+            self.writer.write_all(b"\n")?;
+            self.size += len;
         }
-        self.line = line;
+        self.head = head;
         self.writer.flush()
     }
 
@@ -123,20 +129,20 @@ impl FileSink {
 }
 
 /// The document plus filebeat-style `@metadata` (index and `_id`), so a
-/// file can be replayed into Elasticsearch without losing identity.
-fn with_metadata_into(doc: &Encoded, line: &mut Vec<u8>) {
+/// file can be replayed into Elasticsearch without losing identity: fills
+/// `head` and returns the part of the document that follows it.
+fn metadata_head<'d>(doc: &'d Encoded, head: &mut Vec<u8>) -> &'d [u8] {
     // Documents are JSON objects: splice `"@metadata":{...},` after `{`.
     if doc.json.len() > 2 && doc.json[0] == b'{' {
-        line.extend_from_slice(b"{\"@metadata\":{\"_id\":");
-        serde_json::to_writer(&mut *line, &doc.id).expect("serializable");
-        line.extend_from_slice(b",\"index\":");
-        serde_json::to_writer(&mut *line, &doc.index).expect("serializable");
-        line.extend_from_slice(b"},");
-        line.extend_from_slice(&doc.json[1..]);
+        head.extend_from_slice(b"{\"@metadata\":{\"_id\":");
+        serde_json::to_writer(&mut *head, &doc.id).expect("serializable");
+        head.extend_from_slice(b",\"index\":");
+        serde_json::to_writer(&mut *head, &doc.index).expect("serializable");
+        head.extend_from_slice(b"},");
+        &doc.json[1..]
     } else {
-        line.extend_from_slice(&doc.json);
+        &doc.json
     }
-    line.push(b'\n');
 }
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ async fn next_batch_within(
     let last = records.last().map(|(seq, _)| *seq)?;
     let docs = records
         .into_iter()
-        .filter_map(|(seq, r)| match record::decode(&r) {
+        .filter_map(|(seq, r)| match record::decode_owned(r) {
             Ok(d) => Some(d),
             Err(e) => {
                 tracing::error!(seq, error = %e, "skipping a buffer record that is not a document");

@@ -371,7 +371,7 @@ impl Reader {
             .documents_built
             .with_label_values(&[doc.dataset])
             .inc();
-        let rec = record::encode(&Encoded::new(doc));
+        let rec = record::encode_owned(Encoded::new(doc));
         self.win.bytes += rec.len();
         self.win.events += 1;
         self.win.records.push(rec);
