@@ -31,6 +31,49 @@ impl Labels {
         l
     }
 
+    /// Builds a label set from pairs in any order with one sort, where
+    /// [`Labels::from_pairs`] inserts pair by pair. Empty values are
+    /// dropped; of pairs with the same name the later wins, as there.
+    pub fn from_unsorted(mut pairs: Vec<(String, String)>) -> Self {
+        // Stable, so equal names keep their input order.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            match out.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => out.push(pair),
+            }
+        }
+        out.retain(|(_, v)| !v.is_empty());
+        Labels(out)
+    }
+
+    /// Adds every label of `other` when none of its names is already set,
+    /// in one merge of the two sorted lists; returns false, changing
+    /// nothing, when a name is in both.
+    pub fn merge_disjoint(&mut self, other: &Labels) -> bool {
+        let (mut i, mut j) = (0, 0);
+        while i < self.0.len() && j < other.0.len() {
+            match self.0[i].0.cmp(&other.0[j].0) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => return false,
+            }
+        }
+        let mine = std::mem::take(&mut self.0);
+        let mut out = Vec::with_capacity(mine.len() + other.0.len());
+        let mut theirs = other.0.iter().peekable();
+        for pair in mine {
+            while let Some(t) = theirs.next_if(|t| t.0 < pair.0) {
+                out.push(t.clone());
+            }
+            out.push(pair);
+        }
+        out.extend(theirs.cloned());
+        self.0 = out;
+        true
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .binary_search_by(|(k, _)| k.as_str().cmp(name))
@@ -244,6 +287,46 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_unsorted_and_merge_disjoint_agree_with_set_pair_by_pair() {
+        let cases: [&[(&str, &str)]; 5] = [
+            &[],
+            &[("b", "2"), ("a", "1"), ("c", "3")],
+            &[("a", "1"), ("a", "2")],
+            &[("a", "1"), ("a", ""), ("b", "")],
+            &[("z", ""), ("a", "1"), ("z", "9"), ("m", "5")],
+        ];
+        for pairs in cases {
+            let owned = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(
+                Labels::from_unsorted(owned),
+                Labels::from_pairs(pairs.iter().copied()),
+                "{pairs:?}"
+            );
+        }
+        let target = Labels::from_pairs([("instance", "a:1"), ("job", "j")]);
+        for sample in [
+            Labels::new(),
+            Labels::from_pairs([("a", "1"), ("k", "2"), ("z", "3")]),
+            Labels::from_pairs([("zz", "1")]),
+            Labels::from_pairs([("aa", "1")]),
+        ] {
+            let mut merged = sample.clone();
+            assert!(merged.merge_disjoint(&target));
+            let mut by_set = sample.clone();
+            for (k, v) in target.iter() {
+                by_set.set(k, v);
+            }
+            assert_eq!(merged, by_set);
+        }
+        let mut clash = Labels::from_pairs([("a", "1"), ("job", "other")]);
+        assert!(!clash.merge_disjoint(&target));
+        assert_eq!(clash, Labels::from_pairs([("a", "1"), ("job", "other")]));
+    }
 
     #[test]
     fn labels_stay_sorted_and_empty_value_removes() {

@@ -210,12 +210,17 @@ pub fn prometheus_documents_as(
     let dataset = layout.dataset;
     // Finite samples grouped by label set (stable: a later sample of the
     // same name and labels wins, as a map insert did).
-    let mut order: Vec<&crate::model::Sample> = batch
+    // Sorted by a hash of the label set, not the labels themselves: label
+    // sets share long prefixes (job, instance, namespace), so comparing
+    // them was most of the sort. Equal hashes are checked for equal labels
+    // below; a collision only splits a group, and the id hashes the labels.
+    let mut order: Vec<(u64, &crate::model::Sample)> = batch
         .samples
         .iter()
         .filter(|s| s.value.is_finite())
+        .map(|s| (labels_hash(&s.labels), s))
         .collect();
-    order.sort_by(|a, b| a.labels.cmp(&b.labels));
+    order.sort_by_key(|(h, _)| *h);
     let mut base = ctx.base(
         batch.timestamp_ms,
         dataset,
@@ -236,22 +241,25 @@ pub fn prometheus_documents_as(
     .expect("serializes");
     tail.push(b'}');
     let index = format!("metrics-{dataset}-{}", ctx.namespace);
-    let mut identity = String::new();
     let mut metrics: Vec<(&str, f64)> = Vec::new();
     let mut out = Vec::new();
     let mut rest = &order[..];
-    while let Some(first) = rest.first() {
-        let n = rest.iter().take_while(|s| s.labels == first.labels).count();
+    while let Some(&(first_hash, first)) = rest.first() {
+        let n = rest
+            .iter()
+            .take_while(|(h, s)| *h == first_hash && s.labels == first.labels)
+            .count();
         let (group, next) = rest.split_at(n);
         rest = next;
         metrics.clear();
-        metrics.extend(group.iter().map(|s| (s.name.as_str(), s.value)));
+        metrics.extend(group.iter().map(|(_, s)| (s.name.as_str(), s.value)));
         metrics.sort_by(|a, b| a.0.cmp(b.0));
         // Keep the last of equal names.
         metrics.reverse();
         metrics.dedup_by(|a, b| a.0 == b.0);
         metrics.reverse();
-        let mut json = Vec::with_capacity(head.len() + tail.len() + 256);
+        let mut json =
+            Vec::with_capacity(head.len() + tail.len() + 256 + crate::sink::record::ROUTING_ROOM);
         json.extend_from_slice(&head);
         for (i, (k, v)) in first.labels.iter().enumerate() {
             if i > 0 {
@@ -272,21 +280,27 @@ pub fn prometheus_documents_as(
         }
         json.push(b'}');
         json.extend_from_slice(&tail);
-        identity.clear();
-        use std::fmt::Write as _;
-        let _ = write!(identity, "{}", first.labels);
+        let mut id = xxhash_rust::xxh3::Xxh3::new();
+        id.update(dataset.as_bytes());
+        for part in [&batch.target.job, &batch.target.instance] {
+            id.update(&[0xff]);
+            id.update(part.as_bytes());
+        }
+        for (k, v) in first.labels.iter() {
+            id.update(&[0xfe]);
+            id.update(k.as_bytes());
+            id.update(&[0xfd]);
+            id.update(v.as_bytes());
+        }
         if layout.names_in_id {
             for (name, _) in &metrics {
-                identity.push('\u{1}');
-                identity.push_str(name);
+                id.update(&[0xfc]);
+                id.update(name.as_bytes());
             }
         }
+        id.update(&batch.timestamp_ms.to_le_bytes());
         out.push(Document {
-            id: document_id(
-                dataset,
-                &[&batch.target.job, &batch.target.instance, &identity],
-                batch.timestamp_ms,
-            ),
+            id: hex_id(id.digest128()),
             index: index.clone(),
             dataset,
             json,
@@ -317,7 +331,30 @@ pub fn document_id(dataset: &str, identity: &[&str], timestamp_ms: i64) -> Strin
         h.update(part.as_bytes());
     }
     h.update(&timestamp_ms.to_le_bytes());
-    format!("{:032x}", h.digest128())
+    hex_id(h.digest128())
+}
+
+/// A document id as 32 lowercase hex digits, without the formatting
+/// machinery (`format!` was a visible share of a scrape's CPU).
+fn hex_id(h: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[((h >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
+}
+
+/// Groups samples by label set (see [`prometheus_documents_as`]).
+fn labels_hash(labels: &crate::model::Labels) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (k, v) in labels.iter() {
+        h.update(k.as_bytes());
+        h.update(&[0xff]);
+        h.update(v.as_bytes());
+        h.update(&[0xfe]);
+    }
+    h.digest()
 }
 
 fn uuid_like(h: u128) -> String {
