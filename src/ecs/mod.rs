@@ -265,16 +265,16 @@ pub fn prometheus_documents_as(
             if i > 0 {
                 json.push(b',');
             }
-            serde_json::to_writer(&mut json, k).expect("serializes");
+            push_json_str(&mut json, k);
             json.push(b':');
-            serde_json::to_writer(&mut json, v).expect("serializes");
+            push_json_str(&mut json, v);
         }
         json.extend_from_slice(b"},\"metrics\":{");
         for (i, (k, v)) in metrics.iter().enumerate() {
             if i > 0 {
                 json.push(b',');
             }
-            serde_json::to_writer(&mut json, k).expect("serializes");
+            push_json_str(&mut json, k);
             json.push(b':');
             serde_json::to_writer(&mut json, &number(*v)).expect("serializes");
         }
@@ -343,6 +343,21 @@ fn hex_id(h: u128) -> String {
         *b = HEX[((h >> (124 - 4 * i)) & 0xf) as usize];
     }
     String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
+}
+
+/// Appends `s` as a JSON string. Label names and values almost never need
+/// an escape, and checking that first is cheaper than serde_json's
+/// escaping writer (~5% of a scrape's CPU went there); the rare string
+/// that does need one still goes through serde_json.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(&mut *out, s).expect("a string always serializes");
+        return;
+    }
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 /// Groups samples by label set (see [`prometheus_documents_as`]).

@@ -264,3 +264,23 @@ fn timestamps_are_rfc3339_millis_utc() {
     );
     assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
 }
+
+#[test]
+fn label_strings_are_written_as_serde_json_writes_them() {
+    for s in [
+        "",
+        "plain",
+        "quote\"inside",
+        "back\\slash",
+        "new\nline",
+        "tab\there",
+        "\u{1}\u{1f}",
+        "del\u{7f}",
+        "ünïcødé ✓",
+        "</script>",
+    ] {
+        let mut ours = Vec::new();
+        super::push_json_str(&mut ours, s);
+        assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
+    }
+}
