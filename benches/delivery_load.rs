@@ -358,7 +358,7 @@ fn cut_batches(docs: &[Encoded], max_docs: usize, max_bytes: usize) -> Vec<Range
 }
 
 fn record_len(d: &Encoded) -> usize {
-    4 + d.id.len() + d.index.len() + d.json.len()
+    4 + d.id().len() + d.index().len() + d.json().len()
 }
 
 // ---------------------------------------------------------------------------
@@ -543,7 +543,7 @@ async fn null_pass(p: &Params, docs: &[Encoded], max: u64) -> ([(Duration, Durat
 
 async fn null_phase(p: &Params, docs: &[Encoded]) {
     let n = docs.len();
-    let json: usize = docs.iter().map(|d| d.json.len()).sum();
+    let json: usize = docs.iter().map(|d| d.json().len()).sum();
     let rec: usize = docs.iter().map(record_len).sum();
     let max = 2 * rec as u64 + (64 << 20);
     println!(
@@ -969,17 +969,17 @@ fn client_costs(docs: &[Encoded], range: Range<usize>) {
         let mut body = Vec::with_capacity(
             batch
                 .iter()
-                .map(|d| d.json.len() + d.id.len() + d.index.len() + 48)
+                .map(|d| d.json().len() + d.id().len() + d.index().len() + 48)
                 .sum(),
         );
         for d in batch {
             serde_json::to_writer(
                 &mut body,
-                &serde_json::json!({"create": {"_index": index, "_id": d.id}}),
+                &serde_json::json!({"create": {"_index": index, "_id": d.id()}}),
             )
             .expect("serializable");
             body.push(b'\n');
-            body.extend_from_slice(&d.json);
+            body.extend_from_slice(d.json());
             body.push(b'\n');
         }
         body
@@ -1131,16 +1131,16 @@ async fn run_loader(
 fn loader_body(index: &str, docs: &[Encoded]) -> Vec<u8> {
     let mut body = Vec::with_capacity(
         docs.iter()
-            .map(|d| d.json.len() + d.id.len() + index.len() + 36)
+            .map(|d| d.json().len() + d.id().len() + index.len() + 36)
             .sum(),
     );
     for d in docs {
         body.extend_from_slice(br#"{"create":{"_index":""#);
         body.extend_from_slice(index.as_bytes());
         body.extend_from_slice(br#"","_id":""#);
-        body.extend_from_slice(d.id.as_bytes());
+        body.extend_from_slice(d.id().as_bytes());
         body.extend_from_slice(b"\"}}\n");
-        body.extend_from_slice(&d.json);
+        body.extend_from_slice(d.json());
         body.push(b'\n');
     }
     body
@@ -1742,14 +1742,14 @@ fn main() {
     if !only_outage {
         let t = Instant::now();
         let docs = Arc::new(generate(p.docs));
-        let json: usize = docs.iter().map(|d| d.json.len()).sum();
+        let json: usize = docs.iter().map(|d| d.json().len()).sum();
         println!(
             "documents: {} built by kubegate::ecs + Encoded::new in {:.2} s ({:.0} docs/s on one thread), {:.0} B of JSON on average; e.g.\n  {}",
             docs.len(),
             t.elapsed().as_secs_f64(),
             docs.len() as f64 / t.elapsed().as_secs_f64(),
             json as f64 / docs.len() as f64,
-            String::from_utf8_lossy(&docs[0].json)
+            String::from_utf8_lossy(docs[0].json())
         );
         rt.block_on(async {
             if p.phases.iter().any(|ph| ph == "null") {

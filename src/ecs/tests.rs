@@ -283,4 +283,19 @@ fn label_strings_are_written_as_serde_json_writes_them() {
         super::push_json_str(&mut ours, s);
         assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
     }
+    // Every byte value at every position of a word and of the tail.
+    for b in 0..=0x7fu8 {
+        for pos in 0..19 {
+            let mut bytes = vec![b'a'; 19];
+            bytes[pos] = b;
+            let s = std::str::from_utf8(&bytes).unwrap();
+            let mut ours = Vec::new();
+            super::push_json_str(&mut ours, s);
+            assert_eq!(
+                ours,
+                serde_json::to_vec(s).unwrap(),
+                "byte {b:#04x} at {pos}"
+            );
+        }
+    }
 }

@@ -107,12 +107,12 @@ impl EsSink {
     }
 
     fn index_for<'a>(&'a self, d: &'a Encoded) -> &'a str {
-        let fixed = if d.index.starts_with("logs-") {
+        let fixed = if d.index().starts_with("logs-") {
             &self.logs_index
         } else {
             &self.metrics_index
         };
-        fixed.as_deref().unwrap_or(&d.index)
+        fixed.as_deref().unwrap_or(d.index())
     }
 
     /// Delivers `batch`, retrying what can succeed later.
@@ -195,20 +195,14 @@ impl EsSink {
     }
 
     async fn send(&self, batch: &[Encoded]) -> Outcome {
-        let mut body = Vec::with_capacity(
-            batch
-                .iter()
-                .map(|d| d.json.len() + d.id.len() + d.index.len() + 48)
-                .sum(),
-        );
+        let mut body = Vec::with_capacity(batch.iter().map(|d| d.record().len() + 48).sum());
         for d in batch {
-            serde_json::to_writer(
-                &mut body,
-                &serde_json::json!({"create": {"_index": self.index_for(d), "_id": d.id}}),
-            )
-            .expect("serializable");
-            body.push(b'\n');
-            body.extend_from_slice(&d.json);
+            body.extend_from_slice(b"{\"create\":{\"_index\":");
+            crate::ecs::push_json_str(&mut body, self.index_for(d));
+            body.extend_from_slice(b",\"_id\":");
+            crate::ecs::push_json_str(&mut body, d.id());
+            body.extend_from_slice(b"}}\n");
+            body.extend_from_slice(d.json());
             body.push(b'\n');
         }
         let response = match self
@@ -279,7 +273,7 @@ impl EsSink {
                         .map(|e| e.to_string())
                         .unwrap_or_default();
                     if rejected as usize <= MAX_LOGGED_REJECTIONS {
-                        tracing::error!(status = code, id = %batch[i].id, index = %batch[i].index, %reason, "elasticsearch rejected a document; it goes to the dead-letter file");
+                        tracing::error!(status = code, id = %batch[i].id(), index = %batch[i].index(), %reason, "elasticsearch rejected a document; it goes to the dead-letter file");
                     }
                     self.dead_letter(&batch[i], code, &reason);
                 }
@@ -298,8 +292,8 @@ impl EsSink {
     fn dead_letter(&self, d: &Encoded, status: u64, reason: &str) {
         self.metrics.sink_dead_letter.inc();
         let doc: serde_json::Value =
-            serde_json::from_slice(&d.json).unwrap_or(serde_json::Value::Null);
-        let line = serde_json::json!({"@timestamp": crate::ecs::format_timestamp(crate::model::now_ms()), "_id": d.id, "_index": self.index_for(d), "status": status, "error": reason, "document": doc});
+            serde_json::from_slice(d.json()).unwrap_or(serde_json::Value::Null);
+        let line = serde_json::json!({"@timestamp": crate::ecs::format_timestamp(crate::model::now_ms()), "_id": d.id(), "_index": self.index_for(d), "status": status, "error": reason, "document": doc});
         let mut dl = self.dead_letter.lock().unwrap_or_else(|e| e.into_inner());
         if dl.file.is_none() {
             match std::fs::OpenOptions::new()

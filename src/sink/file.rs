@@ -133,15 +133,16 @@ impl FileSink {
 /// `head` and returns the part of the document that follows it.
 fn metadata_head<'d>(doc: &'d Encoded, head: &mut Vec<u8>) -> &'d [u8] {
     // Documents are JSON objects: splice `"@metadata":{...},` after `{`.
-    if doc.json.len() > 2 && doc.json[0] == b'{' {
+    let json = doc.json();
+    if json.len() > 2 && json[0] == b'{' {
         head.extend_from_slice(b"{\"@metadata\":{\"_id\":");
-        serde_json::to_writer(&mut *head, &doc.id).expect("serializable");
+        crate::ecs::push_json_str(head, doc.id());
         head.extend_from_slice(b",\"index\":");
-        serde_json::to_writer(&mut *head, &doc.index).expect("serializable");
+        crate::ecs::push_json_str(head, doc.index());
         head.extend_from_slice(b"},");
-        &doc.json[1..]
+        &json[1..]
     } else {
-        &doc.json
+        json
     }
 }
 
@@ -150,11 +151,11 @@ mod tests {
     use super::*;
 
     fn doc(i: usize) -> Encoded {
-        Encoded {
-            id: format!("id{i}"),
-            index: "metrics-x-default".into(),
-            json: format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(100)).into_bytes(),
-        }
+        Encoded::from_parts(
+            &format!("id{i}"),
+            "metrics-x-default",
+            format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(100)).as_bytes(),
+        )
     }
 
     #[test]

@@ -52,21 +52,69 @@ impl Sink {
     }
 }
 
-/// A document serialized once, with its routing kept beside it.
-#[derive(Clone, Debug)]
+/// A document serialized once, with its routing kept beside it, in one
+/// buffer that is also its buffer record (`[json][id][index][lengths]`,
+/// see [`record`]): storing it or reading it back copies nothing and
+/// allocates nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Encoded {
-    pub id: String,
-    pub index: String,
-    pub json: Vec<u8>,
+    record: Vec<u8>,
+    json_len: usize,
+    id_len: usize,
+    index_len: usize,
 }
 
 impl Encoded {
+    /// Appends the routing to the document's own buffer (which the
+    /// document builders size with [`record::ROUTING_ROOM`] to spare).
     pub fn new(doc: Document) -> Self {
+        let json_len = doc.json.len();
+        let mut record = doc.json;
+        let (id_len, index_len) = record::append_routing(&mut record, &doc.id, &doc.index);
         Encoded {
-            id: doc.id,
-            index: doc.index,
-            json: doc.json,
+            record,
+            json_len,
+            id_len,
+            index_len,
         }
+    }
+
+    pub fn from_parts(id: &str, index: &str, json: &[u8]) -> Self {
+        let mut record = Vec::with_capacity(json.len() + id.len() + index.len() + 4);
+        record.extend_from_slice(json);
+        let (id_len, index_len) = record::append_routing(&mut record, id, index);
+        Encoded {
+            record,
+            json_len: json.len(),
+            id_len,
+            index_len,
+        }
+    }
+
+    pub fn json(&self) -> &[u8] {
+        &self.record[..self.json_len]
+    }
+
+    pub fn id(&self) -> &str {
+        self.text(self.json_len, self.id_len)
+    }
+
+    pub fn index(&self) -> &str {
+        self.text(self.json_len + self.id_len, self.index_len)
+    }
+
+    /// Checked to be UTF-8 when the record was built or decoded.
+    fn text(&self, start: usize, len: usize) -> &str {
+        std::str::from_utf8(&self.record[start..start + len]).unwrap_or_default()
+    }
+
+    /// The buffer record.
+    pub fn record(&self) -> &[u8] {
+        &self.record
+    }
+
+    pub fn into_record(self) -> Vec<u8> {
+        self.record
     }
 }
 

@@ -21,35 +21,40 @@ const TRAILER: usize = 4;
 pub const ROUTING_ROOM: usize = 128;
 
 pub fn encode(d: &Encoded) -> Vec<u8> {
-    let mut out = Vec::with_capacity(d.json.len() + d.id.len() + d.index.len() + TRAILER);
-    out.extend_from_slice(&d.json);
-    append_routing(&mut out, &d.id, &d.index);
-    out
+    d.record().to_vec()
 }
 
-/// [`encode`] without copying the body: the routing is appended to it.
+/// [`encode`] without copying: an [`Encoded`] is its record.
 pub fn encode_owned(d: Encoded) -> Vec<u8> {
-    let mut out = d.json;
-    append_routing(&mut out, &d.id, &d.index);
-    out
+    d.into_record()
 }
 
-fn append_routing(out: &mut Vec<u8>, id: &str, index: &str) {
-    let id = &id.as_bytes()[..id.len().min(u16::MAX as usize)];
-    let index = &index.as_bytes()[..index.len().min(u16::MAX as usize)];
-    out.extend_from_slice(id);
-    out.extend_from_slice(index);
+/// Appends `id` and `index` and their lengths; returns the lengths.
+pub(super) fn append_routing(out: &mut Vec<u8>, id: &str, index: &str) -> (usize, usize) {
+    let (id, index) = (capped(id), capped(index));
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(index.as_bytes());
     out.extend_from_slice(&(id.len() as u16).to_le_bytes());
     out.extend_from_slice(&(index.len() as u16).to_le_bytes());
+    (id.len(), index.len())
+}
+
+/// At most what a u16 length can say, cut on a character boundary.
+fn capped(s: &str) -> &str {
+    let mut n = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    &s[..n]
 }
 
 pub fn decode(b: &[u8]) -> Result<Encoded, RecordError> {
     decode_owned(b.to_vec())
 }
 
-/// [`decode`] of a record the caller owns: the body is the record's own
-/// buffer, truncated.
-pub fn decode_owned(mut b: Vec<u8>) -> Result<Encoded, RecordError> {
+/// [`decode`] of a record the caller owns: the record becomes the
+/// [`Encoded`] as it is, once its routing is checked.
+pub fn decode_owned(b: Vec<u8>) -> Result<Encoded, RecordError> {
     if b.first() != Some(&b'{') {
         return decode_first_layout(&b);
     }
@@ -61,15 +66,15 @@ pub fn decode_owned(mut b: Vec<u8>) -> Result<Encoded, RecordError> {
     let Some(json_len) = lens.checked_sub(id_len + index_len) else {
         return Err(RecordError("routing longer than the record"));
     };
-    let text = |s: &[u8]| {
-        std::str::from_utf8(s)
-            .map(str::to_owned)
-            .map_err(|_| RecordError("field is not UTF-8"))
-    };
-    let id = text(&b[json_len..json_len + id_len])?;
-    let index = text(&b[json_len + id_len..lens])?;
-    b.truncate(json_len);
-    Ok(Encoded { id, index, json: b })
+    if std::str::from_utf8(&b[json_len..lens]).is_err() {
+        return Err(RecordError("field is not UTF-8"));
+    }
+    Ok(Encoded {
+        record: b,
+        json_len,
+        id_len,
+        index_len,
+    })
 }
 
 fn decode_first_layout(mut b: &[u8]) -> Result<Encoded, RecordError> {
@@ -90,11 +95,7 @@ fn decode_first_layout(mut b: &[u8]) -> Result<Encoded, RecordError> {
     if b.first() != Some(&b'{') {
         return Err(RecordError("body is not a JSON object"));
     }
-    Ok(Encoded {
-        id,
-        index,
-        json: b.to_vec(),
-    })
+    Ok(Encoded::from_parts(&id, &index, b))
 }
 
 #[cfg(test)]
@@ -102,25 +103,36 @@ mod tests {
     use super::*;
 
     fn doc() -> Encoded {
-        Encoded {
-            id: "abc".into(),
-            index: "metrics-x-default".into(),
-            json: b"{\"a\":1}".to_vec(),
-        }
+        Encoded::from_parts("abc", "metrics-x-default", b"{\"a\":1}")
     }
 
     #[test]
     fn round_trip_borrowed_and_owned() {
         let d = doc();
-        let back = decode(&encode(&d)).unwrap();
         assert_eq!(
-            (back.id, back.index, back.json),
-            (d.id.clone(), d.index.clone(), d.json.clone())
+            (d.id(), d.index(), d.json()),
+            ("abc", "metrics-x-default", &b"{\"a\":1}"[..])
         );
+        assert_eq!(decode(&encode(&d)).unwrap(), d);
         let rec = encode_owned(d.clone());
         assert_eq!(rec, encode(&d));
-        let back = decode_owned(rec).unwrap();
-        assert_eq!((back.id, back.index, back.json), (d.id, d.index, d.json));
+        assert_eq!(decode_owned(rec).unwrap(), d);
+        let built = Encoded::new(crate::model::Document {
+            id: "abc".into(),
+            index: "metrics-x-default".into(),
+            dataset: "x",
+            json: b"{\"a\":1}".to_vec(),
+        });
+        assert_eq!(built, d);
+    }
+
+    #[test]
+    fn routing_longer_than_a_length_can_say_is_cut_on_a_character_boundary() {
+        let long = "é".repeat(40_000);
+        let d = Encoded::from_parts(&long, "i", b"{}");
+        assert_eq!(d.id().len(), 65_534);
+        assert_eq!(d.index(), "i");
+        assert_eq!(decode(d.record()).unwrap(), d);
     }
 
     #[test]
@@ -129,11 +141,7 @@ mod tests {
         old.extend_from_slice(b"abc");
         old.extend_from_slice(&17u16.to_le_bytes());
         old.extend_from_slice(b"metrics-x-default{\"a\":1}");
-        let back = decode(&old).unwrap();
-        assert_eq!(
-            (back.id.as_str(), back.index.as_str(), &back.json[..]),
-            ("abc", "metrics-x-default", &b"{\"a\":1}"[..])
-        );
+        assert_eq!(decode(&old).unwrap(), doc());
     }
 
     #[test]
