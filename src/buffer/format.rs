@@ -144,7 +144,8 @@ impl Window {
             if self.buf.capacity() > 4 * CHUNK && want <= CHUNK {
                 self.buf = Vec::new();
             }
-            self.buf.clear();
+            // Only the length changes: the read overwrites every byte, so
+            // zeroing the whole window first was one more pass per read.
             self.buf.resize(want, 0);
             self.start = off;
             if let Err(e) = file.read_exact_at(&mut self.buf, off) {

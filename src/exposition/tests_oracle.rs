@@ -500,3 +500,79 @@ proptest! {
         fast_path_agrees(&s)?;
     }
 }
+
+// ---------------------------------------------------------------------------
+// Fast paths against the general path
+
+/// Metadata lines built from the pieces that decide between the fast path
+/// (`line::plain_metadata`) and the general one: keywords right and wrong,
+/// blanks of both kinds and counts, names with odd bytes, type words
+/// valid in one format only, trailing text.
+fn metadata_line() -> impl Strategy<Value = String> {
+    let keyword = prop::sample::select(vec!["HELP", "TYPE", "UNIT", "EOF", "HELPX", "help", ""]);
+    let blank = prop::sample::select(vec!["", " ", "  ", "\t", " \t"]);
+    let name = prop::collection::vec(
+        prop::sample::select(vec![
+            "a",
+            "Z",
+            "_",
+            ":",
+            "0",
+            "9",
+            ".",
+            "-",
+            "é",
+            "\"",
+            "\\",
+            "{",
+            "node_cpu_seconds_total",
+        ]),
+        0..6,
+    )
+    .prop_map(|parts| parts.concat());
+    let word = prop::sample::select(vec![
+        "counter",
+        "gauge",
+        "histogram",
+        "summary",
+        "untyped",
+        "unknown",
+        "info",
+        "stateset",
+        "gaugehistogram",
+        "Counter",
+        "",
+        "seconds",
+        "text with words",
+        "a\\nb",
+        "x \"q\"",
+    ]);
+    (
+        blank.clone(),
+        keyword,
+        blank.clone(),
+        name,
+        blank.clone(),
+        word,
+        blank,
+    )
+        .prop_map(|(b0, k, b1, n, b2, w, b3)| format!("#{b0}{k}{b1}{n}{b2}{w}{b3}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(3000), ..ProptestConfig::default() })]
+
+    /// A leading blank sends a line past the fast path (it only takes lines
+    /// that start with `# `), and blanks before a line mean nothing, so both
+    /// spellings must give the same item or the same error.
+    #[test]
+    fn metadata_fast_path_agrees_with_the_general_path(line in metadata_line()) {
+        for format in [Text0, OM] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let fast = parse_line(&line, format, &mut a);
+            let indented = format!(" {line}");
+            let general = parse_line(&indented, format, &mut b);
+            prop_assert_eq!(fast, general, "{:?} {:?}", line, format);
+        }
+    }
+}
