@@ -22,6 +22,7 @@
 
 pub mod chunk;
 mod index;
+mod ref_cache;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +57,7 @@ struct Inner {
     pub over_limit: AtomicU64,
     /// Declared family types, for `/api/v1/metadata`; pruned by `gc`.
     types: RwLock<std::collections::BTreeMap<String, MetricType>>,
+    refs: ref_cache::RefCache,
 }
 
 #[derive(Default)]
@@ -72,14 +74,21 @@ impl std::hash::Hasher for PassThrough {
     fn finish(&self) -> u64 {
         self.0
     }
+    /// A `[u64; 2]` key arrives as its 16 bytes: both halves of an xxh3
+    /// digest, folded by XOR (a byte-by-byte mix here cost more than the
+    /// rest of a lookup that hits the cache).
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        for word in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..word.len()].copy_from_slice(word);
+            self.0 ^= u64::from_le_bytes(w);
         }
     }
     fn write_u64(&mut self, n: u64) {
         self.0 ^= n;
     }
+    /// The slice length `[u64; 2]` hashes first: always 2, so no information.
+    fn write_usize(&mut self, _: usize) {}
 }
 
 type HashKey = [u64; 2];
@@ -90,6 +99,9 @@ struct Shard {
     by_hash: ByHash,
     slots: Vec<Option<Series>>,
     free: Vec<SeriesId>,
+    /// Series removed so far: a [`ref_cache::Ref`] taken at another count
+    /// may name a freed (or reused) id.
+    removals: u32,
 }
 
 /// 64 bytes, plus one allocation holding the label pairs and the sealed
@@ -217,6 +229,7 @@ impl Tsdb {
                 out_of_order: AtomicU64::new(0),
                 over_limit: AtomicU64::new(0),
                 types: Default::default(),
+                refs: Default::default(),
             }),
         }
     }
@@ -229,16 +242,38 @@ impl Tsdb {
     /// does is ignored: `name` wins).
     pub fn append(&self, name: &str, labels: &Labels, t_ms: i64, v: f64) {
         let hash = series_hash(name, labels.iter());
+        self.append_hashed(name, labels, hash, None, t_ms, v);
+    }
+
+    /// Appends to the series `hash` names, trying `hint` (an id and the
+    /// shard's removal count when it was taken) before the series map.
+    /// Returns the series' id and the shard's removal count, for the next
+    /// hint; `None` when the series could not be created (series limit).
+    fn append_hashed(
+        &self,
+        name: &str,
+        labels: &Labels,
+        hash: HashKey,
+        hint: Option<(SeriesId, u32)>,
+        t_ms: i64,
+        v: f64,
+    ) -> Option<(SeriesId, u32)> {
         let shard_ix = (hash[1] as usize) % SHARDS;
         {
             let mut shard = lock(&self.inner.shards[shard_ix]);
-            if let Some(&id) = shard.by_hash.get(&hash) {
-                let series = shard.slots[slot_of(id)].as_mut().expect("mapped slot");
+            let removals = shard.removals;
+            let id = match hint {
+                Some((id, at)) if at == removals && shard_of(id) == shard_ix => Some(id),
+                _ => shard.by_hash.get(&hash).copied(),
+            };
+            if let Some(id) = id
+                && let Some(Some(series)) = shard.slots.get_mut(slot_of(id))
+            {
                 self.push_sample(series, t_ms, v);
-                return;
+                return Some((id, removals));
             }
         }
-        self.create_and_append(name, labels, hash, shard_ix, t_ms, v);
+        self.create_and_append(name, labels, hash, shard_ix, t_ms, v)
     }
 
     pub fn append_batch(&self, batch: &SampleBatch) {
@@ -254,13 +289,26 @@ impl Tsdb {
                 }
             }
         }
-        for s in &batch.samples {
-            self.append(
-                &s.name,
-                &s.labels,
-                s.timestamp_ms.unwrap_or(batch.timestamp_ms),
-                s.value,
-            );
+        let mut refs = self.inner.refs.take(batch);
+        for (i, s) in batch.samples.iter().enumerate() {
+            let hash = series_hash(&s.name, s.labels.iter());
+            let slot = refs.as_mut().map(|(_, r)| &mut r[i]);
+            let hint = slot.as_ref().and_then(|r| r.hint(hash[0]));
+            let t = s.timestamp_ms.unwrap_or(batch.timestamp_ms);
+            let at = self.append_hashed(&s.name, &s.labels, hash, hint, t, s.value);
+            if let Some(slot) = slot {
+                *slot = match at {
+                    Some((id, removals)) => ref_cache::Ref {
+                        hash: hash[0],
+                        id,
+                        removals,
+                    },
+                    None => ref_cache::Ref::NONE,
+                };
+            }
+        }
+        if let Some((key, refs)) = refs {
+            self.inner.refs.put(key, refs);
         }
     }
 
@@ -301,18 +349,18 @@ impl Tsdb {
         shard_ix: usize,
         t: i64,
         v: f64,
-    ) {
+    ) -> Option<(SeriesId, u32)> {
         let mut index = self.inner.index.write().unwrap_or_else(|e| e.into_inner());
         let mut shard = lock(&self.inner.shards[shard_ix]);
         if let Some(&id) = shard.by_hash.get(&hash) {
             // Another appender created it meanwhile.
             let series = shard.slots[slot_of(id)].as_mut().expect("mapped slot");
             self.push_sample(series, t, v);
-            return;
+            return Some((id, shard.removals));
         }
         if self.inner.series_count.load(Ordering::Relaxed) as usize >= self.inner.max_series {
             self.inner.over_limit.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         let mut pairs: Vec<(&str, &str)> =
             labels.iter().filter(|(k, _)| *k != METRIC_NAME).collect();
@@ -337,22 +385,31 @@ impl Tsdb {
         shard.slots[slot_of(id)] = Some(series);
         shard.by_hash.insert(hash, id);
         self.inner.series_count.fetch_add(1, Ordering::Relaxed);
+        Some((id, shard.removals))
     }
 
     /// Drops chunks that ended before `newest - retention` and series with
     /// no sample left. Each shard is locked on its own, briefly.
     pub fn gc(&self) {
+        // Sources gone since the last gc leave nothing behind.
+        self.inner.refs.clear();
         let cutoff = self.cutoff();
         let mut removed: Vec<index::Removed> = Vec::new();
         for (shard_ix, shard) in self.inner.shards.iter().enumerate() {
             // Index before shard, as when series are created.
             let index = self.inner.index.read().unwrap_or_else(|e| e.into_inner());
             let mut shard = lock(shard);
-            let Shard { by_hash, slots, .. } = &mut *shard;
+            let Shard {
+                by_hash,
+                slots,
+                removals,
+                ..
+            } = &mut *shard;
             for (slot, entry) in slots.iter_mut().enumerate() {
                 let Some(series) = entry else { continue };
                 series.sealed.drop_before(cutoff);
                 if series.last_t().is_none_or(|t| t < cutoff) {
+                    *removals = removals.wrapping_add(1);
                     let series = entry.take().expect("checked above");
                     let pairs = series
                         .labels()

@@ -193,3 +193,107 @@ fn label_symbol_varints_roundtrip_at_every_width() {
     let mut cut: &[u8] = &[0x80, 0x80];
     assert_eq!(super::take_varint(&mut cut), None);
 }
+
+fn scrape_batch(series: &[(&str, &str)], t: i64) -> SampleBatch {
+    use crate::model::{Sample, SourceKind, Target};
+    SampleBatch {
+        kind: SourceKind::Scrape,
+        target: Target {
+            job: "j".into(),
+            instance: "i:1".into(),
+            url: String::new(),
+            labels: Labels::new(),
+            pod: None,
+        },
+        timestamp_ms: t,
+        duration: Duration::ZERO,
+        interval: Duration::from_secs(15),
+        part: 0,
+        samples: series
+            .iter()
+            .enumerate()
+            .map(|(i, (name, s))| Sample {
+                name: (*name).into(),
+                labels: Labels::from_pairs([("s", *s)]),
+                value: t as f64 + i as f64,
+                timestamp_ms: None,
+            })
+            .collect(),
+        types: Default::default(),
+    }
+}
+
+fn samples_of(db: &Tsdb, s: &str) -> Vec<(i64, f64)> {
+    let found = db.select(&[m("=", "s", s)], 0, i64::MAX);
+    assert!(found.len() <= 1, "{s}: {} series", found.len());
+    found.into_iter().flat_map(|d| d.samples).collect()
+}
+
+#[test]
+fn batches_of_one_target_land_in_their_series_whatever_their_order() {
+    let db = Tsdb::new(Duration::from_secs(3600));
+    db.append_batch(&scrape_batch(&[("m", "a"), ("m", "b"), ("m", "c")], 1000));
+    // Reordered, shorter, longer: position hints must never misdirect.
+    db.append_batch(&scrape_batch(&[("m", "c"), ("m", "a"), ("m", "b")], 2000));
+    db.append_batch(&scrape_batch(&[("m", "b")], 3000));
+    db.append_batch(&scrape_batch(
+        &[("m", "a"), ("m", "b"), ("m", "c"), ("m", "d")],
+        4000,
+    ));
+    assert_eq!(
+        samples_of(&db, "a"),
+        [(1000, 1000.0), (2000, 2001.0), (4000, 4000.0)]
+    );
+    assert_eq!(
+        samples_of(&db, "b"),
+        [
+            (1000, 1001.0),
+            (2000, 2002.0),
+            (3000, 3000.0),
+            (4000, 4001.0)
+        ]
+    );
+    assert_eq!(
+        samples_of(&db, "c"),
+        [(1000, 1002.0), (2000, 2000.0), (4000, 4002.0)]
+    );
+    assert_eq!(samples_of(&db, "d"), [(4000, 4003.0)]);
+    assert_eq!(db.series_count(), 4);
+}
+
+/// A batch that took its hints before a `gc` removed their series, and
+/// uses them after another series took the freed id, must not write into
+/// that other series.
+#[test]
+fn a_hint_taken_before_a_removal_is_not_trusted_after_it() {
+    let db = Tsdb::new(Duration::from_secs(600));
+    let first = scrape_batch(&[("m", "x")], 0);
+    db.append_batch(&first);
+    // A newer series moves the cutoff past x.
+    db.append("m", &Labels::from_pairs([("s", "live")]), 1_000_000, 1.0);
+    let held = db
+        .inner
+        .refs
+        .take(&first)
+        .expect("scrape batches are cached");
+    db.gc();
+    assert!(samples_of(&db, "x").is_empty());
+    db.inner.refs.put(held.0, held.1);
+    // A series in x's shard reuses x's freed id.
+    let x_shard = (series_hash("m", [("s", "x")].into_iter())[1] as usize) % SHARDS;
+    let other = (0..)
+        .map(|i| format!("y{i}"))
+        .find(|y| {
+            (series_hash("m", [("s", y.as_str())].into_iter())[1] as usize) % SHARDS == x_shard
+        })
+        .expect("some name lands in the shard");
+    db.append(
+        "m",
+        &Labels::from_pairs([("s", other.as_str())]),
+        1_000_000,
+        5.0,
+    );
+    db.append_batch(&scrape_batch(&[("m", "x")], 1_000_001));
+    assert_eq!(samples_of(&db, &other), [(1_000_000, 5.0)]);
+    assert_eq!(samples_of(&db, "x"), [(1_000_001, 1_000_001.0)]);
+}
