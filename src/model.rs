@@ -37,20 +37,24 @@ impl Labels {
     pub fn from_unsorted(mut pairs: Vec<(String, String)>) -> Self {
         // Stable, so equal names keep their input order.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
-        for pair in pairs {
-            match out.last_mut() {
-                Some(last) if last.0 == pair.0 => *last = pair,
-                _ => out.push(pair),
+        if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
+            let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+            for pair in pairs {
+                match out.last_mut() {
+                    Some(last) if last.0 == pair.0 => *last = pair,
+                    _ => out.push(pair),
+                }
             }
+            pairs = out;
         }
-        out.retain(|(_, v)| !v.is_empty());
-        Labels(out)
+        // In place, keeping the capacity a caller reserved for more labels.
+        pairs.retain(|(_, v)| !v.is_empty());
+        Labels(pairs)
     }
 
-    /// Adds every label of `other` when none of its names is already set,
-    /// in one merge of the two sorted lists; returns false, changing
-    /// nothing, when a name is in both.
+    /// Adds every label of `other` when none of its names is already set;
+    /// returns false, changing nothing, when a name is in both. Appends
+    /// and re-sorts in place, so spare capacity saves an allocation.
     pub fn merge_disjoint(&mut self, other: &Labels) -> bool {
         let (mut i, mut j) = (0, 0);
         while i < self.0.len() && j < other.0.len() {
@@ -60,17 +64,9 @@ impl Labels {
                 std::cmp::Ordering::Equal => return false,
             }
         }
-        let mine = std::mem::take(&mut self.0);
-        let mut out = Vec::with_capacity(mine.len() + other.0.len());
-        let mut theirs = other.0.iter().peekable();
-        for pair in mine {
-            while let Some(t) = theirs.next_if(|t| t.0 < pair.0) {
-                out.push(t.clone());
-            }
-            out.push(pair);
-        }
-        out.extend(theirs.cloned());
-        self.0 = out;
+        self.0.extend(other.0.iter().cloned());
+        // Names are distinct, so any sort gives the one order.
+        self.0.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         true
     }
 

@@ -299,3 +299,16 @@ fn label_strings_are_written_as_serde_json_writes_them() {
         }
     }
 }
+
+#[test]
+fn hex_ids_are_format_x_32() {
+    for h in [
+        0u128,
+        1,
+        u128::MAX,
+        0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        1 << 127,
+    ] {
+        assert_eq!(super::hex_id(h), format!("{h:032x}"));
+    }
+}

@@ -70,17 +70,19 @@ impl<'a> SampleRef<'a> {
 
     /// An owned copy, as [`super::parse`] returns it.
     pub fn to_sample(&self) -> Sample {
-        let pairs = self
-            .labels
-            .iter()
-            .filter(|l| !l.value.raw.is_empty())
-            .map(|l| {
-                (
-                    l.name.unescape().into_owned(),
-                    l.value.unescape().into_owned(),
-                )
-            })
-            .collect();
+        // Room for the few target labels a scrape adds next.
+        let mut pairs = Vec::with_capacity(self.labels.len() + 4);
+        pairs.extend(
+            self.labels
+                .iter()
+                .filter(|l| !l.value.raw.is_empty())
+                .map(|l| {
+                    (
+                        l.name.unescape().into_owned(),
+                        l.value.unescape().into_owned(),
+                    )
+                }),
+        );
         Sample {
             name: self.name.to_owned(),
             labels: Labels::from_unsorted(pairs),
