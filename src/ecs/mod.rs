@@ -280,7 +280,7 @@ pub fn prometheus_documents_as(
         }
         json.push(b'}');
         json.extend_from_slice(&tail);
-        let mut id = xxhash_rust::xxh3::Xxh3::new();
+        let mut id = crate::model::PieceHasher::new();
         id.update(dataset.as_bytes());
         for part in [&batch.target.job, &batch.target.instance] {
             id.update(&[0xff]);
@@ -386,7 +386,7 @@ fn needs_json_escape(bytes: &[u8]) -> bool {
 
 /// Groups samples by label set (see [`prometheus_documents_as`]).
 fn labels_hash(labels: &crate::model::Labels) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut h = crate::model::PieceHasher::new();
     for (k, v) in labels.iter() {
         h.update(k.as_bytes());
         h.update(&[0xff]);

@@ -578,7 +578,7 @@ fn check_label_limits(cfg: &crate::config::ScrapeConfig, s: &Sample) -> Option<S
 }
 
 pub fn series_hash(name: &str, labels: &Labels) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut h = crate::model::PieceHasher::new();
     h.update(name.as_bytes());
     for (k, v) in labels.iter() {
         h.update(&[0xff]);

@@ -187,7 +187,7 @@ fn slot_of(id: SeriesId) -> usize {
 }
 
 fn series_hash<'a>(name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> HashKey {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut h = crate::model::PieceHasher::new();
     h.update(name.as_bytes());
     h.update(&[0xff]);
     for (k, v) in labels {
