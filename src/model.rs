@@ -144,6 +144,7 @@ impl Default for PieceHasher {
 impl PieceHasher {
     const INLINE: usize = 512;
 
+    #[inline]
     pub fn new() -> Self {
         PieceHasher {
             buf: [0; Self::INLINE],
@@ -152,6 +153,8 @@ impl PieceHasher {
         }
     }
 
+    /// Inlined so a one-byte separator is a single store.
+    #[inline]
     pub fn update(&mut self, bytes: &[u8]) {
         if let Some(h) = &mut self.spill {
             h.update(bytes);
