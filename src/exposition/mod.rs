@@ -38,6 +38,7 @@ use std::fmt;
 use crate::model::{MetricType, Sample};
 
 mod line;
+mod number;
 mod scan;
 mod stream;
 #[cfg(test)]

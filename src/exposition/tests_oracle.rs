@@ -445,7 +445,7 @@ proptest! {
 /// The float fast path gives exactly the bits the general parser gives,
 /// and declines what it cannot do exactly.
 fn fast_path_agrees(s: &str) -> Result<(), TestCaseError> {
-    if let Some(v) = super::line::exact_decimal(s.as_bytes()) {
+    if let Some(v) = super::number::exact_decimal(s.as_bytes()) {
         let want: f64 = s.parse().expect("the fast path takes only valid decimals");
         prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", s);
     }
@@ -483,7 +483,7 @@ fn float_fast_path_table() {
     ] {
         fast_path_agrees(s).unwrap();
     }
-    let line = super::line::exact_decimal;
+    let line = super::number::exact_decimal;
     for declined in [
         "", "-", ".5", "1.", "1e", "1e+", "+-1", "1_0", "NaN", "Inf", "0x10", "1e99999",
     ] {
