@@ -70,6 +70,19 @@ impl Labels {
         true
     }
 
+    /// The pairs fed to a [`PieceHasher`] (`name 0xfe value 0xff`, bytes
+    /// that never occur in UTF-8), for keys that identify a label set.
+    pub fn hasher(&self) -> PieceHasher {
+        let mut h = PieceHasher::new();
+        for (k, v) in self.iter() {
+            h.update(k.as_bytes());
+            h.update(&[0xfe]);
+            h.update(v.as_bytes());
+            h.update(&[0xff]);
+        }
+        h
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .binary_search_by(|(k, _)| k.as_str().cmp(name))

@@ -386,14 +386,7 @@ fn needs_json_escape(bytes: &[u8]) -> bool {
 
 /// Groups samples by label set (see [`prometheus_documents_as`]).
 fn labels_hash(labels: &crate::model::Labels) -> u64 {
-    let mut h = crate::model::PieceHasher::new();
-    for (k, v) in labels.iter() {
-        h.update(k.as_bytes());
-        h.update(&[0xff]);
-        h.update(v.as_bytes());
-        h.update(&[0xfe]);
-    }
-    h.digest()
+    labels.hasher().digest()
 }
 
 fn uuid_like(h: u128) -> String {

@@ -77,14 +77,21 @@ pub(super) fn exact_decimal(b: &[u8]) -> Option<f64> {
     let mut m: u64 = 0;
     // Significant digits taken into `m` (leading zeros do not count).
     let mut sig = 0u32;
-    let mut int_digits = 0usize;
-    while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+    // Takes one digit into `m`; false once there are too many to be exact.
+    let mut digit = |d: u8| {
         if m != 0 || d != b'0' {
             sig += 1;
             if sig > 19 {
-                return None;
+                return false;
             }
             m = m * 10 + u64::from(d - b'0');
+        }
+        true
+    };
+    let mut int_digits = 0usize;
+    while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+        if !digit(d) {
+            return None;
         }
         int_digits += 1;
         i += 1;
@@ -94,12 +101,8 @@ pub(super) fn exact_decimal(b: &[u8]) -> Option<f64> {
     if b.get(i) == Some(&b'.') {
         i += 1;
         while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-            if m != 0 || d != b'0' {
-                sig += 1;
-                if sig > 19 {
-                    return None;
-                }
-                m = m * 10 + u64::from(d - b'0');
+            if !digit(d) {
+                return None;
             }
             exp -= 1;
             frac_digits += 1;

@@ -17,14 +17,7 @@ pub type AlertKey = u128;
 
 /// Identifies an alert of a rule by its labels.
 pub fn alert_key(labels: &Labels) -> AlertKey {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for (k, v) in labels.iter() {
-        h.update(k.as_bytes());
-        h.update(&[0xfe]);
-        h.update(v.as_bytes());
-        h.update(&[0xff]);
-    }
-    h.digest128()
+    labels.hasher().digest128()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
