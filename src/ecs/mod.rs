@@ -210,17 +210,17 @@ pub fn prometheus_documents_as(
     let dataset = layout.dataset;
     // Finite samples grouped by label set (stable: a later sample of the
     // same name and labels wins, as a map insert did).
-    // Sorted by a hash of the label set, not the labels themselves: label
-    // sets share long prefixes (job, instance, namespace), so comparing
-    // them was most of the sort. Equal hashes are checked for equal labels
-    // below; a collision only splits a group, and the id hashes the labels.
+    // Sorted by a hash of the label set first: label sets share long
+    // prefixes (job, instance, namespace), so comparing them was most of
+    // the sort. Labels break ties, so even label sets whose hashes collide
+    // end up in one run each.
     let mut order: Vec<(u64, &crate::model::Sample)> = batch
         .samples
         .iter()
         .filter(|s| s.value.is_finite())
         .map(|s| (labels_hash(&s.labels), s))
         .collect();
-    order.sort_by_key(|(h, _)| *h);
+    order.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.labels.cmp(&b.1.labels)));
     let mut base = ctx.base(
         batch.timestamp_ms,
         dataset,

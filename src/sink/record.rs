@@ -66,7 +66,15 @@ pub fn decode_owned(b: Vec<u8>) -> Result<Encoded, RecordError> {
     let Some(json_len) = lens.checked_sub(id_len + index_len) else {
         return Err(RecordError("routing longer than the record"));
     };
-    if std::str::from_utf8(&b[json_len..lens]).is_err() {
+    // The first byte may belong to the id: the body must be an object too.
+    if b[..json_len].first() != Some(&b'{') {
+        return Err(RecordError("body is not a JSON object"));
+    }
+    // Each on its own: a character split across the two would pass as one.
+    let id_end = json_len + id_len;
+    if std::str::from_utf8(&b[json_len..id_end]).is_err()
+        || std::str::from_utf8(&b[id_end..lens]).is_err()
+    {
         return Err(RecordError("field is not UTF-8"));
     }
     Ok(Encoded {
@@ -154,6 +162,10 @@ mod tests {
         assert!(reason(b"{\"a").contains("truncated trailer"));
         // Lengths that claim more routing than the record holds.
         assert!(reason(b"{}\xff\xff\x00\x00").contains("longer than the record"));
+        // A body that is only the id's first byte.
+        assert!(reason(b"{\x01\x00\x00\x00").contains("JSON object"));
+        // A character split between the id and the index.
+        assert!(reason(b"{}\xc3\xa9\x01\x00\x01\x00").contains("UTF-8"));
         let mut bad_id = b"{}\xffx".to_vec();
         bad_id.extend_from_slice(&[2, 0, 0, 0]);
         assert!(reason(&bad_id).contains("UTF-8"));
