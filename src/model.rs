@@ -38,14 +38,9 @@ impl Labels {
         // Stable, so equal names keep their input order.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
-            let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
-            for pair in pairs {
-                match out.last_mut() {
-                    Some(last) if last.0 == pair.0 => *last = pair,
-                    _ => out.push(pair),
-                }
-            }
-            pairs = out;
+            // Rare (exposition rejects duplicate names): pair by pair, in
+            // input order for each name.
+            return Labels::from_pairs(pairs);
         }
         // In place, keeping the capacity a caller reserved for more labels.
         pairs.retain(|(_, v)| !v.is_empty());
@@ -70,17 +65,23 @@ impl Labels {
         true
     }
 
-    /// The pairs fed to a [`PieceHasher`] (`name 0xfe value 0xff`, bytes
-    /// that never occur in UTF-8), for keys that identify a label set.
+    /// A [`PieceHasher`] fed the pairs (see [`Labels::feed`]), for keys
+    /// that identify a label set.
     pub fn hasher(&self) -> PieceHasher {
         let mut h = PieceHasher::new();
+        self.feed(&mut h);
+        h
+    }
+
+    /// Feeds the pairs to `h` as `name 0xfe value 0xff` (bytes that never
+    /// occur in UTF-8, so no two label sets feed the same bytes).
+    pub fn feed(&self, h: &mut PieceHasher) {
         for (k, v) in self.iter() {
             h.update(k.as_bytes());
             h.update(&[0xfe]);
             h.update(v.as_bytes());
             h.update(&[0xff]);
         }
-        h
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
