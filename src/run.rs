@@ -444,7 +444,7 @@ async fn pipeline(
         let count = docs.len();
         let records: Vec<Vec<u8>> = docs
             .into_iter()
-            .map(|d| sink::record::encode_owned(Encoded::new(d)))
+            .map(|d| Encoded::new(d).into_record())
             .collect();
         match writer.push(records).await {
             Ok(Pushed::Stored) => {}

@@ -2,9 +2,10 @@
 //! Routing travels with the body so a restart needs nothing else.
 //!
 //! The body comes first so a record is the document's own buffer with a
-//! few bytes appended ([`encode_owned`]), and a record read back gives its
-//! body up by truncation ([`decode_owned`]): each document is copied once
-//! less on the way in and once less on the way out. Records of the
+//! few bytes appended ([`Encoded::new`], [`Encoded::into_record`]), and a
+//! record read back becomes an [`Encoded`] as it is ([`decode_owned`]):
+//! each document is copied once less on the way in and once less on the
+//! way out. Records of the
 //! earlier layout, `[u16 id len][id][u16 index len][index][json]`, are
 //! still read: theirs start with the id's length (32), never with `{`.
 
@@ -16,17 +17,12 @@ pub struct RecordError(&'static str);
 
 const TRAILER: usize = 4;
 
-/// Room a document's buffer should leave for [`encode_owned`] to append
+/// Room a document's buffer should leave for [`Encoded::new`] to append
 /// its routing without growing: an id (32 bytes), an index name, the lengths.
 pub const ROUTING_ROOM: usize = 128;
 
 pub fn encode(d: &Encoded) -> Vec<u8> {
     d.record().to_vec()
-}
-
-/// [`encode`] without copying: an [`Encoded`] is its record.
-pub fn encode_owned(d: Encoded) -> Vec<u8> {
-    d.into_record()
 }
 
 /// Appends `id` and `index` and their lengths; returns the lengths.
@@ -122,7 +118,7 @@ mod tests {
             ("abc", "metrics-x-default", &b"{\"a\":1}"[..])
         );
         assert_eq!(decode(&encode(&d)).unwrap(), d);
-        let rec = encode_owned(d.clone());
+        let rec = d.clone().into_record();
         assert_eq!(rec, encode(&d));
         assert_eq!(decode_owned(rec).unwrap(), d);
         let built = Encoded::new(crate::model::Document {

@@ -8,7 +8,7 @@ use crate::buffer::{BufferError, Pushed};
 use crate::config::KeepAlive;
 use crate::ecs::log::Event;
 use crate::model::now_ms;
-use crate::sink::{Encoded, record};
+use crate::sink::Encoded;
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -371,7 +371,7 @@ impl Reader {
             .documents_built
             .with_label_values(&[doc.dataset])
             .inc();
-        let rec = record::encode_owned(Encoded::new(doc));
+        let rec = Encoded::new(doc).into_record();
         self.win.bytes += rec.len();
         self.win.events += 1;
         self.win.records.push(rec);
