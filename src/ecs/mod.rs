@@ -7,7 +7,7 @@ pub mod log;
 mod system;
 
 use crate::metadata::MetadataCache;
-use crate::model::{Document, SampleBatch, SourceKind, Target};
+use crate::model::{Document, PieceHasher, SampleBatch, SourceKind, Target};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -280,27 +280,17 @@ pub fn prometheus_documents_as(
         }
         json.push(b'}');
         json.extend_from_slice(&tail);
-        let mut id = crate::model::PieceHasher::new();
-        id.update(dataset.as_bytes());
-        for part in [&batch.target.job, &batch.target.instance] {
-            id.update(&[0xff]);
-            id.update(part.as_bytes());
-        }
-        for (k, v) in first.labels.iter() {
-            id.update(&[0xfe]);
-            id.update(k.as_bytes());
-            id.update(&[0xfd]);
-            id.update(v.as_bytes());
-        }
+        let mut id = id_hasher(dataset, &[&batch.target.job, &batch.target.instance]);
+        id.update(&[0xfd]);
+        first.labels.feed(&mut id);
         if layout.names_in_id {
             for (name, _) in &metrics {
                 id.update(&[0xfc]);
                 id.update(name.as_bytes());
             }
         }
-        id.update(&batch.timestamp_ms.to_le_bytes());
         out.push(Document {
-            id: hex_id(id.digest128()),
+            id: finish_id(id, batch.timestamp_ms),
             index: index.clone(),
             dataset,
             json,
@@ -324,12 +314,25 @@ pub(crate) fn number(v: f64) -> Value {
 /// A deterministic `_id`: the same source, label set and timestamp always
 /// give the same id, so a retried bulk request cannot duplicate.
 pub fn document_id(dataset: &str, identity: &[&str], timestamp_ms: i64) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    finish_id(id_hasher(dataset, identity), timestamp_ms)
+}
+
+/// The start of a [`document_id`]: the dataset, then each identity part
+/// behind `0xff`; a caller may feed more (behind another separator byte)
+/// before [`finish_id`].
+fn id_hasher(dataset: &str, identity: &[&str]) -> PieceHasher {
+    let mut h = PieceHasher::new();
     h.update(dataset.as_bytes());
     for part in identity {
         h.update(&[0xff]);
         h.update(part.as_bytes());
     }
+    h
+}
+
+/// The timestamp last (fixed width, so it cannot run into what came
+/// before), then the 128-bit digest in hex.
+fn finish_id(mut h: PieceHasher, timestamp_ms: i64) -> String {
     h.update(&timestamp_ms.to_le_bytes());
     hex_id(h.digest128())
 }
