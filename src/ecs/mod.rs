@@ -282,7 +282,7 @@ pub fn prometheus_documents_as(
         json.extend_from_slice(&tail);
         let mut id = id_hasher(dataset, &[&batch.target.job, &batch.target.instance]);
         id.update(&[0xfd]);
-        first.labels.feed(&mut id);
+        id.update(&first.labels.digest128().to_le_bytes());
         if layout.names_in_id {
             for (name, _) in &metrics {
                 id.update(&[0xfc]);
@@ -389,7 +389,7 @@ fn needs_json_escape(bytes: &[u8]) -> bool {
 
 /// Groups samples by label set (see [`prometheus_documents_as`]).
 fn labels_hash(labels: &crate::model::Labels) -> u64 {
-    labels.hasher().digest()
+    labels.digest128() as u64
 }
 
 fn uuid_like(h: u128) -> String {

@@ -17,7 +17,7 @@ pub type AlertKey = u128;
 
 /// Identifies an alert of a rule by its labels.
 pub fn alert_key(labels: &Labels) -> AlertKey {
-    labels.hasher().digest128()
+    labels.digest128()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

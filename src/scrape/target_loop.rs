@@ -577,14 +577,13 @@ fn check_label_limits(cfg: &crate::config::ScrapeConfig, s: &Sample) -> Option<S
     None
 }
 
+/// The key stale tracking knows a series by: the name and the label set's
+/// digest, which the label set keeps for the series window and the
+/// documents downstream.
 pub fn series_hash(name: &str, labels: &Labels) -> u64 {
     let mut h = crate::model::PieceHasher::new();
     h.update(name.as_bytes());
-    for (k, v) in labels.iter() {
-        h.update(&[0xff]);
-        h.update(k.as_bytes());
-        h.update(&[0xfe]);
-        h.update(v.as_bytes());
-    }
+    h.update(&[0xff]);
+    h.update(&labels.digest128().to_le_bytes());
     h.digest()
 }

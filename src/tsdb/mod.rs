@@ -26,7 +26,7 @@ mod ref_cache;
 #[cfg(test)]
 mod tests;
 
-use crate::model::{Labels, MetricType, SampleBatch};
+use crate::model::{Labels, MetricType, SampleBatch, digest_pairs};
 use chunk::{HeadChunk, SAMPLES_PER_CHUNK, SealedChunks};
 use index::{Postings, SeriesId, Sym, Symbols, intersect};
 pub use promql_parser::label::{MatchOp, Matcher};
@@ -186,19 +186,25 @@ fn slot_of(id: SeriesId) -> usize {
     id as usize / SHARDS
 }
 
-fn series_hash<'a>(name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> HashKey {
+/// A series' key: its name and its label set's digest, which a scraped
+/// sample's label set has already computed for stale tracking, so the key
+/// costs one short hash. `__name__` among the labels is left out (`name`
+/// wins).
+fn series_hash(name: &str, labels: &Labels) -> HashKey {
+    let digest = if labels.get(METRIC_NAME).is_some() {
+        digest_pairs(labels.iter().filter(|(k, _)| *k != METRIC_NAME))
+    } else {
+        labels.digest128()
+    };
+    key_of(name, digest)
+}
+
+/// [`series_hash`] from the name and the digest of the other labels.
+fn key_of(name: &str, labels_digest: u128) -> HashKey {
     let mut h = crate::model::PieceHasher::new();
     h.update(name.as_bytes());
     h.update(&[0xff]);
-    for (k, v) in labels {
-        if k == METRIC_NAME {
-            continue;
-        }
-        h.update(k.as_bytes());
-        h.update(&[0xfe]);
-        h.update(v.as_bytes());
-        h.update(&[0xff]);
-    }
+    h.update(&labels_digest.to_le_bytes());
     let d = h.digest128();
     [d as u64, (d >> 64) as u64]
 }
@@ -241,7 +247,7 @@ impl Tsdb {
     /// Appends one sample. `labels` must not carry `__name__` (one that
     /// does is ignored: `name` wins).
     pub fn append(&self, name: &str, labels: &Labels, t_ms: i64, v: f64) {
-        let hash = series_hash(name, labels.iter());
+        let hash = series_hash(name, labels);
         self.append_hashed(name, labels, hash, None, t_ms, v);
     }
 
@@ -291,7 +297,7 @@ impl Tsdb {
         }
         let mut refs = self.inner.refs.take(batch);
         for (i, s) in batch.samples.iter().enumerate() {
-            let hash = series_hash(&s.name, s.labels.iter());
+            let hash = series_hash(&s.name, &s.labels);
             let slot = refs.as_mut().map(|(_, r)| &mut r[i]);
             let hint = slot.as_ref().and_then(|r| r.hint(hash[0]));
             let t = s.timestamp_ms.unwrap_or(batch.timestamp_ms);
@@ -418,7 +424,8 @@ impl Tsdb {
                         .clone()
                         .find(|(n, _)| *n == METRIC_NAME)
                         .map_or("", |(_, v)| v);
-                    by_hash.remove(&series_hash(name, pairs));
+                    let others = pairs.filter(|(n, _)| *n != METRIC_NAME);
+                    by_hash.remove(&key_of(name, digest_pairs(others)));
                     removed.push((
                         (slot * SHARDS + shard_ix) as SeriesId,
                         series.labels().collect(),

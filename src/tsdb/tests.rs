@@ -280,11 +280,12 @@ fn a_hint_taken_before_a_removal_is_not_trusted_after_it() {
     assert!(samples_of(&db, "x").is_empty());
     db.inner.refs.put(held.0, held.1);
     // A series in x's shard reuses x's freed id.
-    let x_shard = (series_hash("m", [("s", "x")].into_iter())[1] as usize) % SHARDS;
+    let x_shard = (key_of("m", digest_pairs([("s", "x")].into_iter()))[1] as usize) % SHARDS;
     let other = (0..)
         .map(|i| format!("y{i}"))
         .find(|y| {
-            (series_hash("m", [("s", y.as_str())].into_iter())[1] as usize) % SHARDS == x_shard
+            (key_of("m", digest_pairs([("s", y.as_str())].into_iter()))[1] as usize) % SHARDS
+                == x_shard
         })
         .expect("some name lands in the shard");
     db.append(
