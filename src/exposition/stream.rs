@@ -70,22 +70,18 @@ impl<'a> SampleRef<'a> {
 
     /// An owned copy, as [`super::parse`] returns it.
     pub fn to_sample(&self) -> Sample {
-        // Room for the few target labels a scrape adds next.
-        let mut pairs = Vec::with_capacity(self.labels.len() + 4);
-        pairs.extend(
-            self.labels
-                .iter()
-                .filter(|l| !l.value.raw.is_empty())
-                .map(|l| {
-                    (
-                        l.name.unescape().into_owned(),
-                        l.value.unescape().into_owned(),
-                    )
-                }),
-        );
+        // On the stack, borrowed unless escaped: the label set is the only
+        // allocation besides the name. Room for the few target labels a
+        // scrape adds next.
+        let mut pairs: smallvec::SmallVec<[(Cow<'_, str>, Cow<'_, str>); 16]> = self
+            .labels
+            .iter()
+            .filter(|l| !l.value.raw.is_empty())
+            .map(|l| (l.name.unescape(), l.value.unescape()))
+            .collect();
         Sample {
             name: self.name.to_owned(),
-            labels: Labels::from_unsorted(pairs),
+            labels: Labels::from_unsorted(&mut pairs, 4),
             value: self.value,
             timestamp_ms: self.timestamp_ms,
         }

@@ -77,7 +77,7 @@ impl LogMetrics {
             l.set("pattern", p.name.as_str());
             for (name, field) in &self.labels {
                 if let Some(v) = ev.get(field) {
-                    l.set(name.as_str(), v.into_owned());
+                    l.set(name.as_str(), &v);
                 }
             }
             let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
