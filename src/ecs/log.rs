@@ -329,7 +329,7 @@ impl LogBuilder {
         json.push(b'}');
         Document {
             id: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(identity)),
-            index: format!("{kind}-{dataset}-{namespace}"),
+            index: format!("{kind}-{dataset}-{namespace}").into(),
             dataset: if kind == "metrics" {
                 METRICS_LABEL
             } else {

@@ -49,7 +49,7 @@ fn fields_kept_metadata_dropped_and_ecs_added() {
         v["data_stream"],
         json!({"type":"logs","dataset":"nginx.access","namespace":"prod"})
     );
-    assert_eq!(d.index, "logs-nginx.access-prod");
+    assert_eq!(&*d.index, "logs-nginx.access-prod");
     let again = b.finish(Event::parse(payload).unwrap(), payload, 99);
     assert_eq!(again.id, d.id, "same event, same _id");
     assert!(Event::parse(b"[1]").is_err());
@@ -69,7 +69,7 @@ fn metricbeat_events_become_metric_documents() {
     assert!(ev.metric);
     b.enrich(&mut ev, "10.0.0.1");
     let d = b.finish(ev, payload, 0);
-    assert_eq!(d.index, "metrics-system.cpu-default");
+    assert_eq!(&*d.index, "metrics-system.cpu-default");
     assert_eq!(d.dataset, METRICS_LABEL);
     assert_eq!(d.body()["system"]["cpu"]["total"]["pct"], 0.5);
 }

@@ -123,7 +123,7 @@ impl EcsContext {
     ) -> Document {
         Document {
             id: document_id(dataset, identity, timestamp_ms),
-            index: format!("metrics-{dataset}-{}", self.namespace),
+            index: format!("metrics-{dataset}-{}", self.namespace).into(),
             dataset,
             json: serde_json::to_vec(&Value::Object(body)).expect("a JSON value always serializes"),
         }
@@ -240,7 +240,7 @@ pub fn prometheus_documents_as(
     )
     .expect("serializes");
     tail.push(b'}');
-    let index = format!("metrics-{dataset}-{}", ctx.namespace);
+    let index: std::sync::Arc<str> = format!("metrics-{dataset}-{}", ctx.namespace).into();
     let mut metrics: Vec<(&str, f64)> = Vec::new();
     let mut out = Vec::new();
     let mut rest = &order[..];
@@ -258,8 +258,20 @@ pub fn prometheus_documents_as(
         metrics.reverse();
         metrics.dedup_by(|a, b| a.0 == b.0);
         metrics.reverse();
-        let mut json =
-            Vec::with_capacity(head.len() + tail.len() + 256 + crate::sink::record::ROUTING_ROOM);
+        // Sized up front: growing a ~1 KiB document copies it again.
+        let labels_room: usize = first
+            .labels
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum();
+        let metrics_room: usize = metrics.iter().map(|(k, _)| k.len() + 28).sum();
+        let mut json = Vec::with_capacity(
+            head.len()
+                + tail.len()
+                + labels_room
+                + metrics_room
+                + crate::sink::record::ROUTING_ROOM,
+        );
         json.extend_from_slice(&head);
         for (i, (k, v)) in first.labels.iter().enumerate() {
             if i > 0 {
@@ -276,7 +288,7 @@ pub fn prometheus_documents_as(
             }
             push_json_str(&mut json, k);
             json.push(b':');
-            serde_json::to_writer(&mut json, &number(*v)).expect("serializes");
+            push_number(&mut json, *v);
         }
         json.push(b'}');
         json.extend_from_slice(&tail);
@@ -297,6 +309,18 @@ pub fn prometheus_documents_as(
         });
     }
     out
+}
+
+/// [`number`] written straight into a document, without a `Value`.
+fn push_number(out: &mut Vec<u8>, v: f64) {
+    let written = if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        serde_json::to_writer(&mut *out, &(v as i64))
+    } else if v.is_finite() {
+        serde_json::to_writer(&mut *out, &v)
+    } else {
+        serde_json::to_writer(&mut *out, &())
+    };
+    written.expect("numbers serialize");
 }
 
 /// Integral values are sent as JSON integers so they map as `long`, the

@@ -91,7 +91,7 @@ fn prometheus_layout_groups_by_label_set_like_metricbeat() {
     assert_eq!(d.body()["ecs"]["version"], ECS_VERSION);
     assert_eq!(d.body()["labels"]["cluster"], "dev");
     assert_eq!(d.body()["host"]["name"], "node-1");
-    assert_eq!(d.index, "metrics-prometheus.collector-default");
+    assert_eq!(&*d.index, "metrics-prometheus.collector-default");
     let other = docs
         .iter()
         .find(|d| {
@@ -221,7 +221,10 @@ fn host_samples_become_system_documents() {
         by("system.network").body()["system"]["network"]["out"]["bytes"],
         7000
     );
-    assert_eq!(by("system.network").index, "metrics-system.network-default");
+    assert_eq!(
+        &*by("system.network").index,
+        "metrics-system.network-default"
+    );
 
     // Second collection: 30 s user and 70 s idle more over 2 cores.
     let next: Vec<Sample> = samples
@@ -310,5 +313,37 @@ fn hex_ids_are_format_x_32() {
         1 << 127,
     ] {
         assert_eq!(super::hex_id(h), format!("{h:032x}"));
+    }
+}
+
+#[test]
+fn numbers_written_in_place_match_their_json_values() {
+    let values = [
+        0.0,
+        -0.0,
+        1.0,
+        -42.0,
+        1.5,
+        0.1,
+        1e-300,
+        8.999_999_999_999_99e15,
+        9.0e15,
+        -9.0e15,
+        1e21,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for v in values {
+        let mut ours = Vec::new();
+        push_number(&mut ours, v);
+        let want = serde_json::to_vec(&number(v)).unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(want).unwrap(),
+            "{v:?}"
+        );
     }
 }

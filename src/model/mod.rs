@@ -201,8 +201,9 @@ pub struct Document {
     /// Deterministic identity (hash of source, label set and timestamp),
     /// used as the Elasticsearch `_id` so a retry never duplicates.
     pub id: String,
-    /// Index or data stream name the document goes to.
-    pub index: String,
+    /// Index or data stream name the document goes to; shared by the
+    /// documents of a batch (one allocation per batch, not per document).
+    pub index: std::sync::Arc<str>,
     /// `data_stream.dataset`, for the documents-built metric.
     pub dataset: &'static str,
     /// The document, serialized once as a JSON object.
