@@ -70,18 +70,38 @@ impl<'a> SampleRef<'a> {
 
     /// An owned copy, as [`super::parse`] returns it.
     pub fn to_sample(&self) -> Sample {
-        // On the stack, borrowed unless escaped: the label set is the only
-        // allocation besides the name. Room for the few target labels a
-        // scrape adds next.
-        let mut pairs: smallvec::SmallVec<[(Cow<'_, str>, Cow<'_, str>); 16]> = self
-            .labels
+        // Room for the few target labels a scrape may add next.
+        let labels = Labels::from_unsorted(&mut self.label_pairs(), 4);
+        self.with_labels(labels)
+    }
+
+    /// [`SampleRef::to_sample`] with `extra` labels added in the same
+    /// pass (a scrape's target labels), or `None` when a name is in both.
+    pub fn to_sample_with(&self, extra: &Labels) -> Option<Sample> {
+        let mut pairs = self.label_pairs();
+        pairs.extend(
+            extra
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v))),
+        );
+        let labels = Labels::from_unsorted_disjoint(&mut pairs)?;
+        Some(self.with_labels(labels))
+    }
+
+    /// The labels with a value, on the stack, borrowed unless escaped: the
+    /// label set built from them is the only allocation besides the name.
+    fn label_pairs(&self) -> smallvec::SmallVec<[(Cow<'a, str>, Cow<'a, str>); 16]> {
+        self.labels
             .iter()
             .filter(|l| !l.value.raw.is_empty())
             .map(|l| (l.name.unescape(), l.value.unescape()))
-            .collect();
+            .collect()
+    }
+
+    fn with_labels(&self, labels: Labels) -> Sample {
         Sample {
             name: self.name.to_owned(),
-            labels: Labels::from_unsorted(&mut pairs, 4),
+            labels,
             value: self.value,
             timestamp_ms: self.timestamp_ms,
         }

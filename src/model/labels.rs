@@ -82,19 +82,29 @@ impl fmt::Display for Labels {
     }
 }
 
-/// xxh3-128 of label pairs, each fed as `name 0xfe value 0xff` (bytes that
-/// never occur in UTF-8, so no two label sets feed the same bytes): what
+/// xxh3-128 of label pairs as a [`Labels`] holds them: the names and values
+/// back to back, then where each ends (u32 LE), then how many pairs there
+/// are. Read from its end, that input gives back the pairs, so no two
+/// label sets hash the same bytes. What
 /// [`Labels::digest128`] returns for a set holding these pairs in this
 /// order, for callers that hold the pairs in another form (the series
 /// window's symbol tables).
-pub fn digest_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u128 {
+pub fn digest_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> u128 {
     let mut h = PieceHasher::new();
-    for (k, v) in pairs {
+    let mut count = 0u32;
+    for (k, v) in pairs.clone() {
         h.update(k.as_bytes());
-        h.update(&[0xfe]);
         h.update(v.as_bytes());
-        h.update(&[0xff]);
+        count += 1;
     }
+    let mut end = 0usize;
+    for (k, v) in pairs {
+        end += k.len();
+        h.update(&offset(end).to_le_bytes());
+        end += v.len();
+        h.update(&offset(end).to_le_bytes());
+    }
+    h.update(&count.to_le_bytes());
     h.digest128()
 }
 
@@ -136,6 +146,23 @@ impl Labels {
             // input order for each name.
             return Labels::from_pairs(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         }
+        Labels::from_sorted_unique(pairs, spare)
+    }
+
+    /// Builds a label set from pairs in any order whose names are all
+    /// distinct; `None`, building nothing, when two pairs share a name.
+    /// Empty values are dropped. Sorts `pairs` in place.
+    pub fn from_unsorted_disjoint<K: AsRef<str>, V: AsRef<str>>(
+        pairs: &mut [(K, V)],
+    ) -> Option<Self> {
+        pairs.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        if pairs.windows(2).any(|w| w[0].0.as_ref() == w[1].0.as_ref()) {
+            return None;
+        }
+        Some(Labels::from_sorted_unique(pairs, 0))
+    }
+
+    fn from_sorted_unique<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)], spare: usize) -> Self {
         let bytes: usize = pairs
             .iter()
             .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
@@ -179,7 +206,15 @@ impl Labels {
     /// identifies a series or a document by starts from it.
     pub fn digest128(&self) -> u128 {
         let [lo, hi] = *self.digest.get_or_init(|| {
-            let d = digest_pairs(self.iter());
+            // [`digest_pairs`]' bytes, which this set already holds in two
+            // runs: two copies instead of one per name and value.
+            let mut h = PieceHasher::new();
+            h.update(self.text.as_bytes());
+            for end in &self.ends {
+                h.update(&end.to_le_bytes());
+            }
+            h.update(&offset(self.len()).to_le_bytes());
+            let d = h.digest128();
             [d as u64, (d >> 64) as u64]
         });
         u128::from(lo) | (u128::from(hi) << 64)
@@ -212,7 +247,7 @@ impl Labels {
         Some(value)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         (0..self.len()).map(|i| (self.name(i), self.value(i)))
     }
 

@@ -292,6 +292,36 @@ mod unit_tests {
     use super::*;
 
     #[test]
+    fn target_labels_joined_while_building_agree_with_applying_them_after() {
+        use crate::exposition::{Format, StreamParser};
+        let target = Labels::from_pairs([("job", "node"), ("instance", "a:9100"), ("zone", "b")]);
+        let body = concat!(
+            "m 1\n",
+            "m{mode=\"idle\",cpu=\"0\"} 1\n",
+            "m{a=\"x\",zz=\"y\"} 1\n",
+            "m{job=\"other\"} 1\n",
+            "m{instance=\"\",k=\"v\"} 1\n",
+            "m{zone=\"b\",exported_zone=\"c\"} 1\n",
+            "m{esc=\"q\\\"uote\"} 1\n",
+        );
+        let mut parser = StreamParser::new(Format::PrometheusText);
+        let mut seen = 0;
+        let mut check = |s: &crate::exposition::SampleRef<'_>| {
+            seen += 1;
+            let mut after = s.to_sample();
+            apply_target_labels(&mut after.labels, &target);
+            match s.to_sample_with(&target) {
+                Some(joined) => assert_eq!(joined, after),
+                // Only a clash declines, and then the slow path renames.
+                None => assert!(after.labels.iter().any(|(k, _)| k.starts_with("exported_"))),
+            }
+        };
+        parser.feed(body.as_bytes(), &mut check);
+        let summary = parser.finish(&mut check);
+        assert_eq!((seen, summary.invalid_lines), (7, 0));
+    }
+
+    #[test]
     fn conflicting_labels_are_exported() {
         let target = Labels::from_pairs([("job", "node"), ("instance", "a:9100")]);
         let mut s =

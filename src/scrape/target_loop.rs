@@ -486,19 +486,27 @@ impl Run<'_> {
         self.scraped += 1;
         let job = &self.loop_.job;
         let cfg = &job.config;
-        let mut sample = s.to_sample();
+        let target_labels = &self.loop_.target.labels;
+        // Nearly always no scraped name is a target label's: the target's
+        // labels join in the one pass that builds the set.
+        let mut sample = match cfg.honor_labels {
+            false => s.to_sample_with(target_labels).unwrap_or_else(|| {
+                let mut sample = s.to_sample();
+                super::apply_target_labels(&mut sample.labels, target_labels);
+                sample
+            }),
+            true => {
+                let mut sample = s.to_sample();
+                for (k, v) in target_labels.iter() {
+                    if sample.labels.get(k).is_none() {
+                        sample.labels.set(k, v);
+                    }
+                }
+                sample
+            }
+        };
         if !cfg.honor_timestamps {
             sample.timestamp_ms = None;
-        }
-        let target_labels = &self.loop_.target.labels;
-        if cfg.honor_labels {
-            for (k, v) in target_labels.iter() {
-                if sample.labels.get(k).is_none() {
-                    sample.labels.set(k, v);
-                }
-            }
-        } else {
-            super::apply_target_labels(&mut sample.labels, target_labels);
         }
         if !cfg.metric_relabel_configs.is_empty() {
             let mut with_name = std::mem::take(&mut sample.labels);
