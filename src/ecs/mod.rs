@@ -295,6 +295,10 @@ pub fn prometheus_documents_as(
         let mut id = id_hasher(dataset, &[&batch.target.job, &batch.target.instance]);
         id.update(&[0xfd]);
         id.update(&first.labels.digest128().to_le_bytes());
+        // Parts of one scrape share its timestamp; a label set in two
+        // parts (or the target's own labels, which the last part's `up`
+        // also carries) is two documents.
+        id.update(&batch.part.to_le_bytes());
         if layout.names_in_id {
             for (name, _) in &metrics {
                 id.update(&[0xfc]);

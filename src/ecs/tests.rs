@@ -125,6 +125,14 @@ fn ids_are_deterministic_and_distinct() {
         prometheus_documents(&ctx(), &later, b.interval)[0].id,
         one[0].id
     );
+    // A big scrape goes out in parts with one timestamp: the same label
+    // set in the next part is another document, not a duplicate `_id`.
+    let mut next_part = b.clone();
+    next_part.part += 1;
+    assert_ne!(
+        prometheus_documents(&ctx(), &next_part, b.interval)[0].id,
+        one[0].id
+    );
 }
 
 #[test]

@@ -262,6 +262,7 @@ impl Labels {
     /// Appends a pair whose name sorts after every name in the set.
     fn push_unchecked(&mut self, name: &str, value: &str) {
         debug_assert!(self.is_empty() || self.name(self.len() - 1) < name);
+        self.digest.take();
         self.text.push_str(name);
         self.ends.push(offset(self.text.len()));
         self.text.push_str(value);
@@ -271,7 +272,6 @@ impl Labels {
     /// Inserts a pair as the `i`th, where its name sorts.
     fn insert_at(&mut self, i: usize, name: &str, value: &str) {
         if i == self.len() {
-            self.digest.take();
             self.push_unchecked(name, value);
             return;
         }

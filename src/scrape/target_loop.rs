@@ -82,8 +82,8 @@ struct State {
 }
 
 /// One tracked series: the scrape that last saw it, the one that added it,
-/// and its name and labels packed in one allocation (the bytes
-/// [`series_hash`] hashes), unpacked only for a stale marker.
+/// and its name and labels packed in one allocation, unpacked only for a
+/// stale marker.
 struct Tracked {
     seen: u32,
     added: u32,
