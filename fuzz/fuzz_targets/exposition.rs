@@ -38,8 +38,14 @@ fn run(chunks: &[&[u8]], format: Format, max_line: usize) -> (Vec<Flat>, ParseSu
         match s.to_sample_with(&target) {
             Some(joined) => {
                 // Not the whole Sample: a NaN value is not equal to itself.
-                assert_eq!((&joined.name, &joined.labels), (&applied.name, &applied.labels));
-                assert_eq!(joined.labels.digest128(), digest_pairs(applied.labels.iter()));
+                assert_eq!(
+                    (&joined.name, &joined.labels),
+                    (&applied.name, &applied.labels)
+                );
+                assert_eq!(
+                    joined.labels.digest128(),
+                    digest_pairs(applied.labels.iter())
+                );
             }
             None => assert!(owned.labels.iter().any(|(k, _)| target.get(k).is_some())),
         }
