@@ -77,7 +77,6 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::Write;
 use std::ops::Range;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -95,6 +94,9 @@ use kubegate::sink::elasticsearch::EsSink;
 use kubegate::sink::{self, BatchLimits, Drained, Encoded, Sink, record};
 use tokio::sync::{Semaphore, watch};
 
+#[path = "support/child.rs"]
+mod child;
+use child::die_with_parent;
 #[path = "support/proc_status.rs"]
 mod proc_status;
 use proc_status::status_kib;

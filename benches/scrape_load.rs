@@ -59,6 +59,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
+#[path = "support/child.rs"]
+mod child;
+use child::die_with_parent;
 #[path = "support/proc_status.rs"]
 mod proc_status;
 use proc_status::status_mib;

@@ -281,13 +281,7 @@ pub(crate) fn outage_in_child() {
     cmd.args(std::env::args_os().skip(1))
         .env("KG_PHASES", "outage")
         .env("KG_CHILD", "1");
-    // SAFETY: as in `Server::start`.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    die_with_parent(&mut cmd);
     match cmd.status() {
         Ok(s) if s.success() => {}
         Ok(s) => fail(&format!("outage child exited with {s}")),

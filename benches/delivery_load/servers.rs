@@ -67,15 +67,8 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log fd"))
             .stderr(log);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between
-        // fork and exec. Called from the main thread (block_on), which
-        // lives as long as the bench.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        // From the main thread (block_on), which lives as long as the bench.
+        die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| fail(&format!("cannot start {}: {e}", bin.display())));
