@@ -72,6 +72,9 @@ mod body;
 mod process;
 #[path = "scrape_load/server.rs"]
 mod server;
+#[path = "../src/exposition/testgen.rs"]
+#[allow(dead_code)]
+mod testgen;
 use body::*;
 use process::*;
 use server::*;

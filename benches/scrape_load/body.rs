@@ -1,34 +1,14 @@
 //! Target bodies for the load server: rendered once per target, values
 //! patched in place per scrape.
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
 
-/// xorshift64*: reproducible bodies without a dependency.
-struct Rng(u64);
+use super::testgen::{APPS, NAMESPACES, PHASES, Rng};
 
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn hex(&mut self, len: usize) -> String {
-        let mut s = String::with_capacity(len + 16);
-        while s.len() < len {
-            write!(s, "{:016x}", self.next()).unwrap();
-        }
-        s.truncate(len);
-        s
-    }
+/// The exposition tests' generator (its pods, namespaces and random
+/// hex), seeded so every target gets a body of its own.
+fn rng(seed: u64) -> Rng {
+    Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
 }
 
 /// How a value slot changes from one scrape to the next. Every changing
@@ -122,20 +102,6 @@ impl Body {
     }
 }
 
-const NAMESPACES: [&str; 8] = [
-    "default",
-    "kube-system",
-    "monitoring",
-    "payments",
-    "checkout",
-    "search",
-    "ingress-nginx",
-    "cert-manager",
-];
-const APPS: [&str; 10] = [
-    "api", "web", "worker", "redis", "postgres", "kafka", "frontend", "cart", "auth", "search",
-];
-const PHASES: [&str; 5] = ["Pending", "Succeeded", "Failed", "Unknown", "Running"];
 const HANDLERS: [&str; 2] = ["/api/v1/orders", "/healthz"];
 const REQUESTS: [(&str, &str); 3] = [("GET", "200"), ("GET", "404"), ("POST", "201")];
 const BUCKETS: [&str; 9] = [
@@ -217,7 +183,7 @@ impl Writer<'_> {
 /// histogram), 3 to 6 labels a series, families grouped as exporters
 /// write them. About 64% of the values change on every scrape.
 pub(crate) fn build_body(target: usize, series: usize) -> Body {
-    let mut rng = Rng::new(0x6b75_6265 ^ (target as u64) << 20);
+    let mut rng = rng(0x6b75_6265 ^ (target as u64) << 20);
     let pods: Vec<Pod> = (0..series.div_ceil(SERIES_PER_POD))
         .map(|j| {
             let app = APPS[j % APPS.len()];

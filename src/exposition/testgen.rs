@@ -30,7 +30,7 @@ impl Rng {
         self.next() % n
     }
 
-    fn hex(&mut self, len: usize) -> String {
+    pub fn hex(&mut self, len: usize) -> String {
         let mut s = String::with_capacity(len);
         while s.len() < len {
             write!(s, "{:016x}", self.next()).unwrap();
@@ -52,7 +52,7 @@ impl Rng {
     }
 }
 
-const NAMESPACES: [&str; 8] = [
+pub const NAMESPACES: [&str; 8] = [
     "default",
     "kube-system",
     "monitoring",
@@ -62,10 +62,10 @@ const NAMESPACES: [&str; 8] = [
     "ingress-nginx",
     "cert-manager",
 ];
-const APPS: [&str; 10] = [
+pub const APPS: [&str; 10] = [
     "api", "web", "worker", "redis", "postgres", "kafka", "frontend", "cart", "auth", "search",
 ];
-const PHASES: [&str; 5] = ["Pending", "Succeeded", "Failed", "Unknown", "Running"];
+pub const PHASES: [&str; 5] = ["Pending", "Succeeded", "Failed", "Unknown", "Running"];
 
 /// Series per pod in [`kube_state_metrics`].
 pub const KSM_SERIES_PER_POD: usize = 13;
