@@ -187,18 +187,12 @@ pub(crate) fn build_body(target: usize, series: usize) -> Body {
     let pods: Vec<Pod> = (0..series.div_ceil(SERIES_PER_POD))
         .map(|j| {
             let app = APPS[j % APPS.len()];
-            let h = rng.hex(32);
+            // Drawn before the name, as the bodies always were.
+            let uid = rng.uid();
             Pod {
                 ns: NAMESPACES[(target + j) % NAMESPACES.len()],
                 name: format!("{app}-{}-{}", rng.hex(10), rng.hex(5)),
-                uid: format!(
-                    "{}-{}-{}-{}-{}",
-                    &h[..8],
-                    &h[8..12],
-                    &h[12..16],
-                    &h[16..20],
-                    &h[20..]
-                ),
+                uid,
                 node: format!(
                     "ip-10-{}-{}-{}.ec2.internal",
                     target % 250,

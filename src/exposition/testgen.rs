@@ -39,7 +39,7 @@ impl Rng {
         s
     }
 
-    fn uid(&mut self) -> String {
+    pub fn uid(&mut self) -> String {
         let h = self.hex(32);
         format!(
             "{}-{}-{}-{}-{}",
