@@ -396,6 +396,31 @@ async fn post_bulk(
 }
 
 /// The same YAML a user writes, so every sink setting is kubegate's default.
+/// kubegate's ES sink on `base`/`index` (30 s timeout), with its own
+/// metrics and a temporary directory for its dead-letter file.
+fn es_sink(
+    p: &Params,
+    base: &str,
+    index: &str,
+    prefix: &str,
+) -> (
+    ElasticsearchOutput,
+    tempfile::TempDir,
+    Arc<SelfMetrics>,
+    EsSink,
+) {
+    let es_cfg = es_config(base, index, "30s");
+    let tmp = tempdir(&p.dir, prefix);
+    let metrics = Arc::new(SelfMetrics::new());
+    let es = EsSink::new(
+        &es_cfg,
+        tmp.path().join("dead-letter.ndjson"),
+        metrics.clone(),
+    )
+    .unwrap_or_else(|e| fail(&format!("EsSink: {e}")));
+    (es_cfg, tmp, metrics, es)
+}
+
 fn es_config(base: &str, index: &str, timeout: &str) -> ElasticsearchOutput {
     let yaml = format!(
         "output:\n  sink: elasticsearch\n  elasticsearch:\n    hosts: [\"{base}\"]\n    metrics_index: {index}\n    bootstrap: false\n    request_timeout: {timeout}\n"
@@ -442,15 +467,7 @@ async fn run_kubegate(
     index: &str,
     docs: &Arc<Vec<Encoded>>,
 ) -> RunResult {
-    let es_cfg = es_config(&server.base, index, "30s");
-    let tmp = tempdir(&p.dir, "kg-bench-es-");
-    let metrics = Arc::new(SelfMetrics::new());
-    let es = EsSink::new(
-        &es_cfg,
-        tmp.path().join("dead-letter.ndjson"),
-        metrics.clone(),
-    )
-    .unwrap_or_else(|e| fail(&format!("EsSink: {e}")));
+    let (es_cfg, tmp, metrics, es) = es_sink(p, &server.base, index, "kg-bench-es-");
     let rec: u64 = docs.iter().map(|d| record_len(d) as u64).sum();
     let buf = tmp.path().join("buffer");
     let (w, r) = buffer::open(

@@ -19,15 +19,7 @@ pub(crate) async fn outage_phase(p: &Params, http: &reqwest::Client) {
     let port = hold.port;
     let base = format!("http://127.0.0.1:{port}");
     let index = format!("bench-outage-{}", std::process::id());
-    let es_cfg = es_config(&base, &index, "30s");
-    let tmp = tempdir(&p.dir, "kg-bench-outage-");
-    let metrics = Arc::new(SelfMetrics::new());
-    let es = EsSink::new(
-        &es_cfg,
-        tmp.path().join("dead-letter.ndjson"),
-        metrics.clone(),
-    )
-    .unwrap_or_else(|e| fail(&format!("EsSink: {e}")));
+    let (es_cfg, tmp, metrics, es) = es_sink(p, &base, &index, "kg-bench-outage-");
     let bm = BufferMetrics::unregistered();
     let (buf_bytes, buf_records) = (bm.bytes.clone(), bm.records.clone());
     let buf_dir = tmp.path().join("buffer");
