@@ -135,29 +135,34 @@ impl Writer<'_> {
         }
     }
 
-    /// `name{labels} value`: a constant value.
-    fn fixed(&mut self, series: &str, value: &str) {
+    /// Writes `name{labels} ` when the body still wants samples.
+    fn begin(&mut self, series: &str) -> bool {
         if self.left == 0 {
-            return;
+            return false;
         }
         self.left -= 1;
+        self.body.samples += 1;
         let t = &mut self.body.template;
         t.extend_from_slice(series.as_bytes());
         t.push(b' ');
-        t.extend_from_slice(value.as_bytes());
-        t.push(b'\n');
-        self.body.samples += 1;
+        true
+    }
+
+    /// `name{labels} value`: a constant value.
+    fn fixed(&mut self, series: &str, value: &str) {
+        if self.begin(series) {
+            let t = &mut self.body.template;
+            t.extend_from_slice(value.as_bytes());
+            t.push(b'\n');
+        }
     }
 
     /// `name{labels} value`: a value that changes every scrape.
     fn moving(&mut self, series: &str, kind: SlotKind, base: u64, step: u32) {
-        if self.left == 0 {
+        if !self.begin(series) {
             return;
         }
-        self.left -= 1;
         let t = &mut self.body.template;
-        t.extend_from_slice(series.as_bytes());
-        t.push(b' ');
         let slot = Slot {
             offset: t.len() as u32,
             kind,
@@ -168,7 +173,6 @@ impl Writer<'_> {
         t.push(b'\n');
         slot.write(t, 0);
         self.body.slots.push(slot);
-        self.body.samples += 1;
     }
 
     fn counter(&mut self, series: &str) {
