@@ -9,9 +9,9 @@ pub use labels::{Labels, digest_pairs};
 
 /// xxh3 of pieces (label names, values, separators) gathered in a stack
 /// buffer and hashed in one shot: the same digests as xxh3's streaming
-/// state, which costs several times more when fed a dozen short pieces,
-/// and every sample is hashed this way three or four times. Inputs past
-/// the buffer fall back to streaming.
+/// state, which costs several times more when fed many short pieces (a
+/// label set, a document id). Inputs past the buffer fall back to
+/// streaming.
 pub struct PieceHasher {
     buf: [u8; PieceHasher::INLINE],
     len: usize,
@@ -65,6 +65,17 @@ impl PieceHasher {
             None => xxhash_rust::xxh3::xxh3_128(&self.buf[..self.len]),
         }
     }
+}
+
+/// A series' identity: its name and its label set's digest
+/// ([`Labels::digest128`], or [`digest_pairs`] of the same pairs). The
+/// scrape's stale tracking and the series window both key series by it.
+pub fn series_digest(name: &str, labels_digest: u128) -> u128 {
+    let mut h = PieceHasher::new();
+    h.update(name.as_bytes());
+    h.update(&[0xff]);
+    h.update(&labels_digest.to_le_bytes());
+    h.digest128()
 }
 
 /// The declared type of a metric family, as the exposition format names it.

@@ -589,9 +589,5 @@ fn check_label_limits(cfg: &crate::config::ScrapeConfig, s: &Sample) -> Option<S
 /// digest, which the label set keeps for the series window and the
 /// documents downstream.
 pub fn series_hash(name: &str, labels: &Labels) -> u64 {
-    let mut h = crate::model::PieceHasher::new();
-    h.update(name.as_bytes());
-    h.update(&[0xff]);
-    h.update(&labels.digest128().to_le_bytes());
-    h.digest()
+    crate::model::series_digest(name, labels.digest128()) as u64
 }

@@ -201,11 +201,7 @@ fn series_hash(name: &str, labels: &Labels) -> HashKey {
 
 /// [`series_hash`] from the name and the digest of the other labels.
 fn key_of(name: &str, labels_digest: u128) -> HashKey {
-    let mut h = crate::model::PieceHasher::new();
-    h.update(name.as_bytes());
-    h.update(&[0xff]);
-    h.update(&labels_digest.to_le_bytes());
-    let d = h.digest128();
+    let d = crate::model::series_digest(name, labels_digest);
     [d as u64, (d >> 64) as u64]
 }
 
