@@ -139,14 +139,11 @@ impl Labels {
     /// `spare` labels more fit without growing (a scrape adds its target's).
     /// Sorts `pairs` in place, so a caller can gather them on the stack.
     pub fn from_unsorted<K: AsRef<str>, V: AsRef<str>>(pairs: &mut [(K, V)], spare: usize) -> Self {
-        // Stable, so equal names keep their input order.
-        pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-        if pairs.windows(2).any(|w| w[0].0.as_ref() == w[1].0.as_ref()) {
-            // Rare (exposition rejects duplicate names): pair by pair, in
-            // input order for each name.
-            return Labels::from_pairs(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
-        }
-        Labels::from_sorted_unique(pairs, spare)
+        Labels::sorted_disjoint(pairs, spare).unwrap_or_else(|| {
+            // Rare (exposition rejects duplicate names): pair by pair; the
+            // stable sort kept each name's pairs in input order.
+            Labels::from_pairs(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+        })
     }
 
     /// Builds a label set from pairs in any order whose names are all
@@ -155,14 +152,19 @@ impl Labels {
     pub fn from_unsorted_disjoint<K: AsRef<str>, V: AsRef<str>>(
         pairs: &mut [(K, V)],
     ) -> Option<Self> {
-        pairs.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        Labels::sorted_disjoint(pairs, 0)
+    }
+
+    /// Sorts `pairs` by name (stable, so equal names keep their input
+    /// order) and builds the set when no two share a name.
+    fn sorted_disjoint<K: AsRef<str>, V: AsRef<str>>(
+        pairs: &mut [(K, V)],
+        spare: usize,
+    ) -> Option<Self> {
+        pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         if pairs.windows(2).any(|w| w[0].0.as_ref() == w[1].0.as_ref()) {
             return None;
         }
-        Some(Labels::from_sorted_unique(pairs, 0))
-    }
-
-    fn from_sorted_unique<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)], spare: usize) -> Self {
         let bytes: usize = pairs
             .iter()
             .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
@@ -177,7 +179,7 @@ impl Labels {
                 l.push_unchecked(k.as_ref(), v.as_ref());
             }
         }
-        l
+        Some(l)
     }
 
     /// Adds every label of `other` when none of its names is already set;
