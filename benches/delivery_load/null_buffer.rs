@@ -46,6 +46,17 @@ pub(crate) fn tempdir(base: &Path, prefix: &str) -> tempfile::TempDir {
         .unwrap_or_else(|e| fail(&format!("temp dir in {}: {e}", base.display())))
 }
 
+/// A new disk buffer of at most `max` bytes in its own temporary directory.
+fn fresh_buffer(p: &Params, max: u64) -> (tempfile::TempDir, buffer::Writer, buffer::Reader) {
+    let tmp = tempdir(&p.dir, "kg-bench-null-");
+    let (w, r) = buffer::open(
+        buffer_config(tmp.path(), max),
+        BufferMetrics::unregistered(),
+    )
+    .unwrap_or_else(|e| fail(&format!("open buffer: {e}")));
+    (tmp, w, r)
+}
+
 /// One pass of each null-sink figure: (push only, close, drain backlog,
 /// push and drain at once) as (wall, CPU), and the segment bytes the push
 /// left.
@@ -56,12 +67,7 @@ pub(crate) async fn null_pass(
 ) -> ([(Duration, Duration); 4], u64) {
     let n = docs.len();
     // Push only, then drain the backlog.
-    let tmp = tempdir(&p.dir, "kg-bench-null-");
-    let (w, r) = buffer::open(
-        buffer_config(tmp.path(), max),
-        BufferMetrics::unregistered(),
-    )
-    .unwrap_or_else(|e| fail(&format!("open buffer: {e}")));
+    let (tmp, w, r) = fresh_buffer(p, max);
     let (t0, c0) = (Instant::now(), self_cpu());
     push_all(&w, docs).await;
     let push = (t0.elapsed(), self_cpu() - c0);
@@ -75,13 +81,8 @@ pub(crate) async fn null_pass(
     assert_eq!(read, n, "backlog drain delivered every record");
     drop(tmp);
 
-    // Both at once.
-    let tmp = tempdir(&p.dir, "kg-bench-null-");
-    let (w, r) = buffer::open(
-        buffer_config(tmp.path(), max),
-        BufferMetrics::unregistered(),
-    )
-    .unwrap_or_else(|e| fail(&format!("open buffer: {e}")));
+    // Both at once (the directory lives to the end).
+    let (_tmp, w, r) = fresh_buffer(p, max);
     let (t3, c3) = (Instant::now(), self_cpu());
     let consumer = tokio::spawn(null_drain(r));
     push_all(&w, docs).await;
