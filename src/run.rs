@@ -504,7 +504,7 @@ async fn host_loop(
             interval,
             part: 0,
             samples,
-            types: snapshot.types,
+            types: snapshot.types.iter().map(|(k, v)| (k, *v)).collect(),
         };
         if out.send(batch).await.is_err() {
             break;

@@ -86,7 +86,7 @@ impl DocGen {
             interval: Duration::from_secs(15),
             part: 0,
             samples,
-            types: BTreeMap::new(),
+            types: Default::default(),
         };
         ecs::prometheus_documents(&self.ctx, &batch, batch.interval)
     }

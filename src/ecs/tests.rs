@@ -34,7 +34,7 @@ fn batch(kind: SourceKind, samples: Vec<Sample>) -> SampleBatch {
         interval: Duration::from_secs(10),
         part: 0,
         samples,
-        types: BTreeMap::new(),
+        types: Default::default(),
     }
 }
 

@@ -114,7 +114,7 @@ pub fn parse(body: &[u8], format: Format) -> Parsed {
     let summary = parser.finish(&mut push);
     Parsed {
         samples,
-        types: summary.types,
+        types: summary.types.to_map(),
         help: summary.help,
         errors: summary.errors,
         invalid_lines: summary.invalid_lines,

@@ -14,7 +14,7 @@ use memchr::{memchr, memrchr};
 
 use super::line::{Label, LineItem, Text, parse_line, unescape_help};
 use super::{Format, LineError};
-use crate::model::{Labels, MetricType, Sample};
+use crate::model::{Labels, MetricType, Sample, TypeTable};
 
 /// Longest line accepted by default. Real exposition lines are well under
 /// 1 KiB; a line this long is an attack or a broken target, and refusing it
@@ -120,7 +120,7 @@ pub struct ParseSummary {
     /// The first errors, up to the parser's cap, in input order.
     pub errors: Vec<LineError>,
     /// Declared types by family name, as written in `# TYPE`.
-    pub types: BTreeMap<String, MetricType>,
+    pub types: TypeTable,
     /// Help texts by family name, escapes resolved.
     pub help: BTreeMap<String, String>,
 }
@@ -157,21 +157,27 @@ pub struct StreamParser {
     labels: Vec<Label<'static>>,
     /// Where a quoted name with escapes is resolved.
     name_buf: String,
-    family: String,
-    family_type: Option<MetricType>,
     /// HELP texts are collected only when someone reads them; scraping
     /// does not, and on node_exporter-like bodies (half HELP/TYPE lines)
     /// they cost as much as the samples.
     keep_help: bool,
-    /// TYPE and HELP entries in input order, made into the summary's maps
-    /// at [`StreamParser::finish`]: exporters write families sorted, so a
+    /// TYPE lines in input order, sorted at [`StreamParser::finish`]
+    /// (exporters write families sorted, so usually one pass).
+    types: TypeTable,
+    /// When `types` holds this many bytes it is settled (sorted, repeats
+    /// dropped): twice what it held after the last time, at least
+    /// [`TYPES_SETTLE_BYTES`], so a body repeating its TYPE lines stays
+    /// small and one with many families is settled a logarithmic number
+    /// of times.
+    types_settle_at: usize,
+    /// HELP entries in input order, made into the summary's map at
+    /// [`StreamParser::finish`]: exporters write families sorted, so a
     /// bulk build there is linear, where an insert per line compared keys
-    /// all the way down the tree (a third of node_exporter's parse time).
-    types: Vec<(String, MetricType)>,
+    /// all the way down the tree.
     help: Vec<(String, String)>,
-    /// Bytes held in `types` and `help`; past [`PENDING_META_BYTES`] they
-    /// go into the maps at once, so a body repeating one TYPE line cannot
-    /// grow them without bound.
+    /// Bytes held in `help`; past [`PENDING_META_BYTES`] they go into the
+    /// map at once, so a body repeating one HELP line cannot grow it
+    /// without bound.
     pending_bytes: usize,
     summary: ParseSummary,
 }
@@ -196,10 +202,9 @@ impl StreamParser {
             done: false,
             labels: Vec::new(),
             name_buf: String::new(),
-            family: String::new(),
-            family_type: None,
             keep_help: true,
-            types: Vec::new(),
+            types: TypeTable::default(),
+            types_settle_at: TYPES_SETTLE_BYTES,
             help: Vec::new(),
             pending_bytes: 0,
             summary: ParseSummary::default(),
@@ -240,7 +245,6 @@ impl StreamParser {
         self.carry.capacity()
             + self.labels.capacity() * size_of::<Label<'static>>()
             + self.name_buf.capacity()
-            + self.family.capacity()
     }
 
     /// Parses every line `chunk` completes, calling `on_sample` for each
@@ -285,7 +289,9 @@ impl StreamParser {
         if self.format == Format::OpenMetrics && !self.saw_eof {
             self.error(self.line_no + 1, "missing # EOF at end of OpenMetrics body");
         }
-        self.flush_meta();
+        self.flush_help();
+        self.types.settle();
+        self.summary.types = std::mem::take(&mut self.types);
         self.summary
     }
 
@@ -429,7 +435,10 @@ impl StreamParser {
                 timestamp_ms,
             }) => {
                 let name = resolve_name(&mut self.name_buf, name);
-                let metric_type = family_type(&self.family, self.family_type, name);
+                let metric_type = self
+                    .types
+                    .last()
+                    .and_then(|(family, kind)| family_type(family, kind, name));
                 self.summary.samples += 1;
                 on_sample(&SampleRef {
                     name,
@@ -448,29 +457,38 @@ impl StreamParser {
                 self.pending_bytes += name.len() + help.len() + 64;
                 self.help.push((name, help));
                 if self.pending_bytes > PENDING_META_BYTES {
-                    self.flush_meta();
+                    self.flush_help();
                 }
             }
             Ok(LineItem::Type { name, kind }) => {
-                let name = name.unescape();
-                self.family.clear();
-                self.family.push_str(&name);
-                self.family_type = Some(kind);
-                self.pending_bytes += name.len() + 64;
-                self.types.push((name.into_owned(), kind));
-                if self.pending_bytes > PENDING_META_BYTES {
-                    self.flush_meta();
+                let name = resolve_name(&mut self.name_buf, name);
+                self.types.push(name, kind);
+                if self.types.held_bytes() > self.types_settle_at {
+                    self.settle_types();
                 }
             }
             Err(reason) => self.error(self.line_no, reason),
         }
     }
 
-    /// Moves the pending TYPE and HELP entries into the summary's maps. A
-    /// later entry for the same family wins, as an insert per line did.
-    fn flush_meta(&mut self) {
+    /// Settles the TYPE table mid-body, keeping the current family (the
+    /// last declaration, which samples are matched against) last.
+    fn settle_types(&mut self) {
+        let current = self
+            .types
+            .last()
+            .map(|(name, kind)| (name.to_owned(), kind));
+        self.types.settle();
+        if let Some((name, kind)) = current {
+            self.types.push(&name, kind);
+        }
+        self.types_settle_at = TYPES_SETTLE_BYTES.max(2 * self.types.held_bytes());
+    }
+
+    /// Moves the pending HELP entries into the summary's map. A later
+    /// entry for the same family wins, as an insert per line did.
+    fn flush_help(&mut self) {
         self.pending_bytes = 0;
-        merge(&mut self.summary.types, &mut self.types);
         merge(&mut self.summary.help, &mut self.help);
     }
 
@@ -497,11 +515,14 @@ impl StreamParser {
     }
 }
 
-/// What [`StreamParser`] keeps of TYPE and HELP lines before it puts them
-/// into its maps: enough for a bulk build on typical bodies, small enough
-/// that a 200 MB body repeating its TYPE lines streams in bounded memory
-/// (tests/exposition_differential.rs holds it under 64 KiB).
+/// What [`StreamParser`] keeps of HELP lines before it puts them into its
+/// map: enough for a bulk build on typical bodies, small enough that a
+/// 200 MB body repeating its HELP lines streams in bounded memory
+/// (tests/exposition_differential.rs holds the parser under 64 KiB).
 const PENDING_META_BYTES: usize = 24 * 1024;
+/// The same for TYPE lines, counted as the table holds them (names and
+/// 24-byte entries; its buffers' capacity may be up to twice that).
+const TYPES_SETTLE_BYTES: usize = 8 * 1024;
 
 fn merge<V>(map: &mut BTreeMap<String, V>, pending: &mut Vec<(String, V)>) {
     if map.is_empty() {
@@ -529,11 +550,34 @@ const MEMBER_SUFFIXES: [&str; 8] = [
     "_total", "_created", "_bucket", "_sum", "_count", "_gcount", "_gsum", "_info",
 ];
 
-fn family_type(family: &str, kind: Option<MetricType>, name: &str) -> Option<MetricType> {
-    let rest = name.strip_prefix(family)?;
-    (rest.is_empty() || MEMBER_SUFFIXES.contains(&rest))
-        .then_some(kind)
-        .flatten()
+fn family_type(family: &str, kind: MetricType, name: &str) -> Option<MetricType> {
+    if !has_prefix(name.as_bytes(), family.as_bytes()) {
+        return None;
+    }
+    let rest = &name[family.len()..];
+    (rest.is_empty() || MEMBER_SUFFIXES.contains(&rest)).then_some(kind)
+}
+
+/// `name.starts_with(prefix)` compared a word at a time in line: names
+/// are short, and libc's `bcmp` call (one per sample) cost more than the
+/// comparison itself.
+#[inline]
+fn has_prefix(name: &[u8], prefix: &[u8]) -> bool {
+    if name.len() < prefix.len() {
+        return false;
+    }
+    let (mut a, mut b) = (&name[..prefix.len()], prefix);
+    while a.len() >= 8 {
+        let (x, y) = (
+            u64::from_le_bytes(a[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+        );
+        if x != y {
+            return false;
+        }
+        (a, b) = (&a[8..], &b[8..]);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Empties a label vector and gives it back with a new lifetime, keeping

@@ -329,3 +329,40 @@ fn keep_help_false_skips_help_texts_only() {
     assert_eq!(with.types, without.types);
     assert_eq!(with.invalid_lines, without.invalid_lines);
 }
+
+#[test]
+fn types_settled_mid_body_keep_the_current_family_and_the_last_declaration() {
+    use std::collections::BTreeMap;
+    // ~100 KB of TYPE names, out of order and each family declared twice
+    // (the second time with another type), so the table is settled
+    // several times while samples keep arriving.
+    let kinds = [MetricType::Counter, MetricType::Gauge, MetricType::Summary];
+    let mut body = String::new();
+    let mut want_types = BTreeMap::new();
+    let mut want_samples = Vec::new();
+    for round in 0..2 {
+        for i in (0..1500).rev() {
+            let family = format!("family_{i:04}_with_a_name_long_enough_to_fill");
+            let kind = kinds[(i + round) % 3];
+            body.push_str(&format!("# TYPE {family} {}\n", kind.as_str()));
+            let member = if kind == MetricType::Counter {
+                format!("{family}_total")
+            } else {
+                family.clone()
+            };
+            body.push_str(&format!("{member} {i}\n"));
+            want_types.insert(family, kind);
+            want_samples.push((member, Some(kind)));
+        }
+    }
+    let mut parser = StreamParser::new(Text0);
+    let mut got_samples = Vec::new();
+    let mut push = |s: &SampleRef<'_>| got_samples.push((s.name.to_owned(), s.metric_type));
+    for chunk in body.as_bytes().chunks(4096) {
+        parser.feed(chunk, &mut push);
+    }
+    let summary = parser.finish(&mut push);
+    assert_eq!(summary.invalid_lines, 0, "{:?}", summary.errors);
+    assert_eq!(got_samples, want_samples);
+    assert_eq!(summary.types.to_map(), want_types);
+}

@@ -10,8 +10,10 @@
 
 use crate::config::LogMetricsConfig;
 use crate::ecs::log::{Event, Matcher};
-use crate::model::{Labels, MetricType, Sample, SampleBatch, SourceKind, Target, now_ms};
-use std::collections::{BTreeMap, HashMap};
+use crate::model::{
+    Labels, MetricType, Sample, SampleBatch, SourceKind, Target, TypeTable, now_ms,
+};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -129,7 +131,7 @@ impl LogMetrics {
             interval: self.interval,
             part: 0,
             samples,
-            types: BTreeMap::from([(METRIC.to_owned(), MetricType::Counter)]),
+            types: TypeTable::from_iter([(METRIC, MetricType::Counter)]),
         })
     }
 

@@ -1,11 +1,11 @@
 //! The few plain types modules meet through (see DESIGN.md): labels,
 //! samples, batches of samples from one source, and ECS documents.
 
-use std::collections::BTreeMap;
-
 mod labels;
+mod type_table;
 
 pub use labels::{Labels, digest_pairs};
+pub use type_table::TypeTable;
 
 /// xxh3 of pieces (label names, values, separators) gathered in a stack
 /// buffer and hashed in one shot: the same digests as xxh3's streaming
@@ -203,7 +203,7 @@ pub struct SampleBatch {
     pub part: u32,
     pub samples: Vec<Sample>,
     /// Declared family types, keyed by family name.
-    pub types: BTreeMap<String, MetricType>,
+    pub types: TypeTable,
 }
 
 /// An ECS document ready for a sink.

@@ -266,7 +266,7 @@ async fn group_loop(
                         timestamp_ms: Some(t),
                     })
                     .collect(),
-                types: BTreeMap::new(),
+                types: Default::default(),
             };
             if samples.send(batch).await.is_err() {
                 break;

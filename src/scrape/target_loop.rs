@@ -7,10 +7,11 @@ use crate::discovery::ResolvedTarget;
 use crate::discovery::relabel;
 use crate::exposition::{SampleRef, StreamParser};
 use crate::model::{
-    Labels, MetricType, PodRef, Sample, SampleBatch, SourceKind, Target, now_ms, stale_nan,
+    Labels, MetricType, PodRef, Sample, SampleBatch, SourceKind, Target, TypeTable, now_ms,
+    stale_nan,
 };
 use crate::selfmetrics::SelfMetrics;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -227,7 +228,7 @@ impl TargetLoop {
             interval: self.target.interval,
             part: 0,
             samples,
-            types: BTreeMap::new(),
+            types: TypeTable::default(),
         };
         let _ = self.out.send(batch).await;
     }
@@ -246,7 +247,7 @@ impl TargetLoop {
             series: &mut state.series,
             scrape_no,
             added: 0,
-            types: BTreeMap::new(),
+            types: TypeTable::default(),
             scraped: 0,
             post_relabel: 0,
             invalid: 0,
@@ -282,7 +283,7 @@ impl TargetLoop {
         let added = if up { run.added } else { 0 };
         let overflow = run.overflow;
         let (scraped, post_relabel, part) = (run.scraped, run.post_relabel, run.part);
-        let mut types = std::mem::take(&mut run.types);
+        let types = std::mem::take(&mut run.types);
         drop(run);
         state.series.retain(|_, t| {
             let keep = up && t.seen == scrape_no;
@@ -309,9 +310,7 @@ impl TargetLoop {
             post_relabel as f64,
         ));
         samples.push(report("scrape_series_added", added as f64));
-        for name in REPORT_NAMES {
-            types.insert(name.to_owned(), MetricType::Gauge);
-        }
+        let types = types.overridden_by(&REPORT_TYPES);
         let m = &self.metrics;
         m.scrapes
             .with_label_values(&[
@@ -399,6 +398,15 @@ const REPORT_NAMES: [&str; 5] = [
     "scrape_series_added",
 ];
 
+/// [`REPORT_NAMES`] in name order, as [`TypeTable::overridden_by`] takes them.
+const REPORT_TYPES: [(&str, MetricType); 5] = [
+    ("scrape_duration_seconds", MetricType::Gauge),
+    ("scrape_samples_post_metric_relabeling", MetricType::Gauge),
+    ("scrape_samples_scraped", MetricType::Gauge),
+    ("scrape_series_added", MetricType::Gauge),
+    ("up", MetricType::Gauge),
+];
+
 fn health(up: bool) -> &'static str {
     if up { "up" } else { "down" }
 }
@@ -423,7 +431,7 @@ struct Run<'a> {
     series: &'a mut HashMap<u64, Tracked>,
     scrape_no: u32,
     added: usize,
-    types: BTreeMap<String, MetricType>,
+    types: TypeTable,
     scraped: usize,
     post_relabel: usize,
     invalid: usize,
@@ -472,7 +480,7 @@ impl Run<'_> {
                 interval: l.target.interval,
                 part: self.part,
                 samples: std::mem::replace(&mut self.pending, rest),
-                types: BTreeMap::new(),
+                types: TypeTable::default(),
             };
             self.part += 1;
             let _ = l.out.send(batch).await;
@@ -590,4 +598,16 @@ fn check_label_limits(cfg: &crate::config::ScrapeConfig, s: &Sample) -> Option<S
 /// documents downstream.
 pub fn series_hash(name: &str, labels: &Labels) -> u64 {
     crate::model::series_digest(name, labels.digest128()) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_types_are_the_report_names_in_order() {
+        let mut names = REPORT_NAMES.to_vec();
+        names.sort_unstable();
+        assert_eq!(REPORT_TYPES.map(|(n, _)| n).to_vec(), names);
+    }
 }

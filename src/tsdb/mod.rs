@@ -281,13 +281,13 @@ impl Tsdb {
     pub fn append_batch(&self, batch: &SampleBatch) {
         let known = {
             let types = self.inner.types.read().unwrap_or_else(|e| e.into_inner());
-            batch.types.iter().all(|(k, t)| types.get(k) == Some(t))
+            batch.types.iter().all(|(k, t)| types.get(k) == Some(&t))
         };
         if !known {
             let mut types = self.inner.types.write().unwrap_or_else(|e| e.into_inner());
-            for (k, t) in &batch.types {
+            for (k, t) in batch.types.iter() {
                 if types.len() < self.inner.max_series || types.contains_key(k) {
-                    types.insert(k.clone(), *t);
+                    types.insert(k.to_owned(), t);
                 }
             }
         }

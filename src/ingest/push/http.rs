@@ -1,7 +1,6 @@
 //! HTTP for both endpoints: reading bodies within limits, auth, status
 //! codes, and the separate push port.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::Read as _;
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use super::grouping::{GroupKey, parse_grouping_path, percent_decode};
 use super::store::{self, Mode, PUSH_TIME, PushError};
 use super::{PIPELINE_WAIT, PushService, now_seconds, remote_write};
 use crate::config::WriteAuth;
-use crate::model::{Labels, Sample, SampleBatch, SourceKind, Target};
+use crate::model::{Labels, Sample, SampleBatch, SourceKind, Target, TypeTable};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -420,12 +419,12 @@ fn push_batch(
         l
     };
     let mut samples = Vec::new();
-    let mut types = BTreeMap::new();
+    let mut types = TypeTable::default();
     for name in pushed {
         let Some(f) = group.families.get(name) else {
             continue;
         };
-        types.insert(name.clone(), f.kind);
+        types.push(name, f.kind);
         samples.extend(f.series.iter().map(|s| Sample {
             name: s.name.clone(),
             labels: labels(&s.labels),
@@ -433,6 +432,7 @@ fn push_batch(
             timestamp_ms: None,
         }));
     }
+    types.settle();
     let key_labels = labels(&key.0);
     samples.push(Sample {
         name: PUSH_TIME.into(),

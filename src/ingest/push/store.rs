@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::grouping::GroupKey;
 use crate::exposition::{Format, SampleRef, StreamParser};
-use crate::model::MetricType;
+use crate::model::{MetricType, TypeTable};
 
 pub const PUSH_TIME: &str = "push_time_seconds";
 pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
@@ -217,16 +217,16 @@ pub fn parse_body(body: &[u8], key: &GroupKey) -> Result<BTreeMap<String, Family
 /// The family a sample belongs to: its own name when a TYPE names it,
 /// else a histogram's or summary's member suffix, else untyped (as the
 /// Pushgateway's text parser decides).
-fn family_of<'a>(name: &'a str, types: &BTreeMap<String, MetricType>) -> (&'a str, MetricType) {
+fn family_of<'a>(name: &'a str, types: &TypeTable) -> (&'a str, MetricType) {
     if let Some(t) = types.get(name) {
-        return (name, *t);
+        return (name, t);
     }
     for suffix in ["_bucket", "_sum", "_count"] {
         if let Some(base) = name.strip_suffix(suffix)
             && let Some(t) = types.get(base)
-            && (*t == MetricType::Histogram || (*t == MetricType::Summary && suffix != "_bucket"))
+            && (t == MetricType::Histogram || (t == MetricType::Summary && suffix != "_bucket"))
         {
-            return (base, *t);
+            return (base, t);
         }
     }
     (name, MetricType::Untyped)
