@@ -479,7 +479,12 @@ impl StreamParser {
             .last()
             .map(|(name, kind)| (name.to_owned(), kind));
         self.types.settle();
-        if let Some((name, kind)) = current {
+        // Only a settle that moved entries changes the last one; pushing
+        // it again otherwise would be a repeat, and make the table out of
+        // order.
+        if let Some((name, kind)) = current
+            && self.types.last() != Some((&name, kind))
+        {
             self.types.push(&name, kind);
         }
         self.types_settle_at = TYPES_SETTLE_BYTES.max(2 * self.types.held_bytes());
