@@ -14,7 +14,11 @@
 //!   apart by `__metrics_path__` and `instance` labels in the file_sd group);
 //! - `KG_STORAGE`: `disk` (default: data under the system temp dir), `shm`
 //!   (under `/dev/shm`) or `both` (every scraper on each);
-//! - `KG_SCRAPERS`: `kubegate,prometheus` (default) or one of them;
+//! - `KG_SCRAPERS`: any of `kubegate`, `prometheus` (agent mode with no
+//!   remote write: the reference the issue's target names) and
+//!   `prometheus-rw` (agent mode remote-writing everything to a receiver
+//!   in this bench process that reads and drops the requests: the agent
+//!   delivering what it scrapes, as kubegate does); default all three;
 //! - `KG_KUBEGATE`: the kubegate binary. Default: `CARGO_BIN_EXE_kubegate`,
 //!   which cargo sets for benches and builds in the bench (release) profile
 //!   first; else `target/release/kubegate` (run `cargo build --release`).
@@ -112,7 +116,13 @@ impl Storage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scraper {
     Kubegate,
+    /// Agent mode as the issue asks, with nowhere to send samples: its
+    /// WAL is all it writes.
     Prometheus,
+    /// Agent mode remote-writing to a receiver in this bench process: the
+    /// agent doing its job, delivering what it scrapes, as kubegate
+    /// delivers its documents.
+    PrometheusRemoteWrite,
 }
 
 impl Scraper {
@@ -120,7 +130,12 @@ impl Scraper {
         match self {
             Scraper::Kubegate => "kubegate",
             Scraper::Prometheus => "prometheus-agent",
+            Scraper::PrometheusRemoteWrite => "prometheus-agent+rw",
         }
+    }
+
+    fn is_prometheus(self) -> bool {
+        self != Scraper::Kubegate
     }
 }
 
@@ -232,11 +247,12 @@ fn params() -> Params {
         fail("KG_STORAGE asks for /dev/shm, which this machine does not have");
     }
     let scrapers: Vec<Scraper> = get("SCRAPERS")
-        .unwrap_or("kubegate,prometheus")
+        .unwrap_or("kubegate,prometheus,prometheus-rw")
         .split(',')
         .map(|s| match s.trim() {
             "kubegate" => Scraper::Kubegate,
             "prometheus" => Scraper::Prometheus,
+            "prometheus-rw" => Scraper::PrometheusRemoteWrite,
             other => fail(&format!("KG_SCRAPERS: unknown scraper {other:?}")),
         })
         .collect();
@@ -252,6 +268,7 @@ fn params() -> Params {
     for (s, path) in [
         (Scraper::Kubegate, &kubegate),
         (Scraper::Prometheus, &prometheus),
+        (Scraper::PrometheusRemoteWrite, &prometheus),
     ] {
         if scrapers.contains(&s) && !path.is_file() {
             fail(&format!(
@@ -315,6 +332,9 @@ struct Row {
     end_rss: f64,
     load_cpu: f64,
     written: f64,
+    /// Remote-write requests and bytes the bench's receiver took in over
+    /// the window, and the samples Prometheus says it sent.
+    remote_written: Option<(u64, u64, f64)>,
     /// Target samples due in the window: targets x series x rounds.
     due: f64,
 }
@@ -353,7 +373,7 @@ fn scraper_counts(scraper: Scraper, addr: SocketAddr, series: usize) -> Option<(
             );
             (samples, ok + failed, failed)
         }
-        Scraper::Prometheus => {
+        Scraper::Prometheus | Scraper::PrometheusRemoteWrite => {
             let appended = metric_sum(&text, "prometheus_agent_samples_appended_total", &[]);
             // Observed once per scrape except each target's first.
             let scrapes = metric_sum(
@@ -374,6 +394,7 @@ fn run_one(
     p: &Params,
     load: &Load,
     targets: &[(String, Option<String>)],
+    (write_sink, write_sink_addr): (&WriteSink, &str),
     scraper: Scraper,
     storage: Storage,
 ) -> Row {
@@ -410,12 +431,18 @@ fn run_one(
                 .current_dir(dir.path());
             ChildGuard::spawn("kubegate", cmd, log)
         }
-        Scraper::Prometheus => {
-            let config = format!(
+        Scraper::Prometheus | Scraper::PrometheusRemoteWrite => {
+            let mut config = format!(
                 "global:\n  scrape_interval: {interval}\n  scrape_timeout: {timeout}\n\
                  scrape_configs:\n  - job_name: load\n    file_sd_configs:\n      - files: [{sd}]\n",
                 sd = sd.display(),
             );
+            if scraper == Scraper::PrometheusRemoteWrite {
+                // Defaults kept (shards, batch size), as a user would.
+                config.push_str(&format!(
+                    "remote_write:\n  - url: http://{write_sink_addr}/api/v1/write\n"
+                ));
+            }
             let cfg = dir.path().join("prometheus.yml");
             std::fs::write(&cfg, config).unwrap();
             let mut cmd = Command::new(&p.prometheus);
@@ -494,7 +521,14 @@ fn run_one(
             .unwrap_or_else(|| panic!("{label}: cannot read its /metrics"))
     };
     let self_pid = std::process::id();
+    let sent = || {
+        let (status, text) = http_get(addr, "/metrics").unwrap_or_default();
+        (status == 200)
+            .then(|| metric_sum(&text, "prometheus_remote_storage_samples_total", &[]))
+            .unwrap_or(f64::NAN)
+    };
     let (s0, n0, f0) = counts();
+    let (rw0, sent0) = (write_sink.counters(), sent());
     let c0 = cpu_seconds(pid);
     let w0 = written_bytes(pid);
     let l0 = load.counters();
@@ -532,6 +566,7 @@ fn run_one(
     let lc1 = cpu_seconds(self_pid);
     let l1 = load.counters();
     let (s1, n1, f1) = counts();
+    let (rw1, sent1) = (write_sink.counters(), sent());
     let peak_rss = status_mib(pid, "VmHWM");
     let end_rss = status_mib(pid, "VmRSS");
     child.stop(Duration::from_secs(30));
@@ -566,6 +601,8 @@ fn run_one(
         end_rss,
         load_cpu: lc1 - lc0,
         written: w1 - w0,
+        remote_written: (scraper == Scraper::PrometheusRemoteWrite)
+            .then(|| (rw1.0 - rw0.0, rw1.1 - rw0.1, sent1 - sent0)),
         due: (p.targets * p.series) as f64 * p.rounds as f64,
     }
 }
@@ -626,7 +663,7 @@ fn main() {
             version(&p.kubegate, "version")
         );
     }
-    if p.scrapers.contains(&Scraper::Prometheus) {
+    if p.scrapers.iter().any(|s| s.is_prometheus()) {
         println!(
             "  prometheus: {} ({}), agent mode",
             p.prometheus.display(),
@@ -677,11 +714,14 @@ fn main() {
         .build()
         .unwrap();
     let targets = start_load_server(&rt, load.clone(), p.mode);
+    let write_sink = Arc::new(WriteSink::default());
+    let write_sink_addr = start_write_sink(&rt, write_sink.clone());
 
     let mut rows = Vec::new();
     for &storage in &p.storages {
         for &scraper in &p.scrapers {
-            rows.push(run_one(&p, &load, &targets, scraper, storage));
+            let sink = (&*write_sink, write_sink_addr.as_str());
+            rows.push(run_one(&p, &load, &targets, sink, scraper, storage));
             // Let the machine settle (page cache writeback, freed memory).
             std::thread::sleep(Duration::from_secs(2));
         }
@@ -693,7 +733,7 @@ fn main() {
 fn print_table(p: &Params, rows: &[Row]) {
     println!();
     println!(
-        "{:<17} {:<9} {:>7} {:>6} {:>8} {:>12} {:>10} {:>6} {:>8} {:>9} {:>7} {:>10} {:>9} {:>9}",
+        "{:<19} {:<9} {:>7} {:>6} {:>8} {:>12} {:>10} {:>6} {:>8} {:>9} {:>7} {:>10} {:>9} {:>9}",
         "scraper",
         "storage",
         "targets",
@@ -712,7 +752,7 @@ fn print_table(p: &Params, rows: &[Row]) {
     for r in rows {
         let secs = r.window.as_secs_f64();
         println!(
-            "{:<17} {:<9} {:>7} {:>6} {:>8} {:>12} {:>10.0} {:>5.0}% {:>8.2} {:>9.3} {:>6.1}% {:>6.0} MiB {:>5.0} MiB {:>5.1} MB",
+            "{:<19} {:<9} {:>7} {:>6} {:>8} {:>12} {:>10.0} {:>5.0}% {:>8.2} {:>9.3} {:>6.1}% {:>6.0} MiB {:>5.0} MiB {:>5.1} MB",
             r.scraper.name(),
             r.storage.name(),
             p.targets,
@@ -747,9 +787,29 @@ fn print_table(p: &Params, rows: &[Row]) {
             r.served.bytes as f64 / 1048576.0,
             r.load_cpu
         );
+        if let Some((requests, bytes, sent)) = r.remote_written {
+            println!(
+                "  {} on {}: remote-wrote {sent:.0} samples (its prometheus_remote_storage_samples_total) in {requests} requests, {:.1} MiB snappy-compressed",
+                r.scraper.name(),
+                r.storage.name(),
+                bytes as f64 / 1048576.0
+            );
+        }
     }
     for &storage in &p.storages {
         let find = |s| rows.iter().find(|r| r.scraper == s && r.storage == storage);
+        if let (Some(k), Some(rw)) = (
+            find(Scraper::Kubegate),
+            find(Scraper::PrometheusRemoteWrite),
+        ) {
+            println!();
+            println!(
+                "kubegate / prometheus agent delivering by remote write ({}): CPU per sample {:.2}x, peak RSS {:.2}x (context: each process delivering what it scrapes)",
+                storage.name(),
+                k.cpu_per_million() / rw.cpu_per_million(),
+                k.peak_rss / rw.peak_rss,
+            );
+        }
         if let (Some(k), Some(pr)) = (find(Scraper::Kubegate), find(Scraper::Prometheus)) {
             let cpu = k.cpu_per_million() / pr.cpu_per_million();
             let rss = k.peak_rss / pr.peak_rss;

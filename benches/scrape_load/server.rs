@@ -186,3 +186,69 @@ pub(crate) fn file_sd_json(targets: &[(String, Option<String>)]) -> String {
     };
     serde_json::to_string_pretty(&groups).unwrap()
 }
+
+/// What the remote-write receiver took in: a Prometheus agent's delivery
+/// path has somewhere to go, as kubegate's has its NDJSON files.
+#[derive(Default)]
+pub(crate) struct WriteSink {
+    pub(crate) requests: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+}
+
+impl WriteSink {
+    pub(crate) fn counters(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A remote-write endpoint that reads each request whole and answers 204
+/// without decoding it, so the bench process pays as little as it can for
+/// the receiving side. Returns its `host:port`.
+pub(crate) fn start_write_sink(rt: &tokio::runtime::Runtime, sink: Arc<WriteSink>) -> String {
+    use http_body_util::BodyExt;
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| {
+            l.set_nonblocking(true)?;
+            Ok(l)
+        })
+        .unwrap_or_else(|e| fail(&format!("cannot bind the remote-write sink: {e}")));
+    let addr = l.local_addr().unwrap().to_string();
+    let _guard = rt.enter();
+    let listener = tokio::net::TcpListener::from_std(l).unwrap();
+    rt.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let sink = sink.clone();
+                    async move {
+                        let n = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes().len())
+                            .unwrap_or(0);
+                        sink.requests.fetch_add(1, Ordering::Relaxed);
+                        sink.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        let no_content = Response::builder()
+                            .status(StatusCode::NO_CONTENT)
+                            .body(Full::new(Bytes::new()))
+                            .unwrap();
+                        Ok::<_, Infallible>(no_content)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
