@@ -522,6 +522,9 @@ fn run_one(
     };
     let self_pid = std::process::id();
     let sent = || {
+        if scraper != Scraper::PrometheusRemoteWrite {
+            return f64::NAN;
+        }
         let (status, text) = http_get(addr, "/metrics").unwrap_or_default();
         (status == 200)
             .then(|| metric_sum(&text, "prometheus_remote_storage_samples_total", &[]))
@@ -715,7 +718,7 @@ fn main() {
         .unwrap();
     let targets = start_load_server(&rt, load.clone(), p.mode);
     let write_sink = Arc::new(WriteSink::default());
-    let write_sink_addr = start_write_sink(&rt, write_sink.clone());
+    let write_sink_addr = start_write_sink(write_sink.clone());
 
     let mut rows = Vec::new();
     for &storage in &p.storages {
@@ -774,7 +777,7 @@ fn print_table(p: &Params, rows: &[Row]) {
         "  of due: samples ingested / (targets x series x intervals); under ~98% means the scraper fell behind its schedule."
     );
     println!(
-        "  write/s: bytes passed to write(2) per second (/proc/<pid>/io wchar); prometheus fail counts are derived, approximate."
+        "  write/s: bytes passed to write(2) per second (/proc/<pid>/io wchar, sockets included: the remote-write requests too); prometheus fail counts are derived, approximate."
     );
     for r in rows {
         println!(
@@ -788,12 +791,20 @@ fn print_table(p: &Params, rows: &[Row]) {
             r.load_cpu
         );
         if let Some((requests, bytes, sent)) = r.remote_written {
+            // The report series (5 a scrape) are sent too.
+            let appended = r.samples + 5.0 * r.scrapes;
             println!(
-                "  {} on {}: remote-wrote {sent:.0} samples (its prometheus_remote_storage_samples_total) in {requests} requests, {:.1} MiB snappy-compressed",
+                "  {} on {}: remote-wrote {sent:.0} samples (its prometheus_remote_storage_samples_total; {:.0}% of those it appended) in {requests} requests, {:.1} MiB snappy-compressed, received by a thread of the bench process (its CPU is in the figure above)",
                 r.scraper.name(),
                 r.storage.name(),
+                100.0 * sent / appended,
                 bytes as f64 / 1048576.0
             );
+            if sent < 0.98 * appended {
+                println!(
+                    "  warning: remote write fell behind in the window; its CPU per sample flatters it"
+                );
+            }
         }
     }
     for &storage in &p.storages {

@@ -206,9 +206,9 @@ impl WriteSink {
 
 /// A remote-write endpoint that reads each request whole and answers 204
 /// without decoding it, so the bench process pays as little as it can for
-/// the receiving side. Returns its `host:port`.
-pub(crate) fn start_write_sink(rt: &tokio::runtime::Runtime, sink: Arc<WriteSink>) -> String {
-    use http_body_util::BodyExt;
+/// the receiving side. It runs on a thread of its own, so the load server's
+/// threads serve targets as in the other runs. Returns its `host:port`.
+pub(crate) fn start_write_sink(sink: Arc<WriteSink>) -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| {
             l.set_nonblocking(true)?;
@@ -216,39 +216,48 @@ pub(crate) fn start_write_sink(rt: &tokio::runtime::Runtime, sink: Arc<WriteSink
         })
         .unwrap_or_else(|e| fail(&format!("cannot bind the remote-write sink: {e}")));
     let addr = l.local_addr().unwrap().to_string();
-    let _guard = rt.enter();
-    let listener = tokio::net::TcpListener::from_std(l).unwrap();
-    rt.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let sink = sink.clone();
-                    async move {
-                        let n = req
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes().len())
-                            .unwrap_or(0);
-                        sink.requests.fetch_add(1, Ordering::Relaxed);
-                        sink.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                        let no_content = Response::builder()
-                            .status(StatusCode::NO_CONTENT)
-                            .body(Full::new(Bytes::new()))
-                            .unwrap();
-                        Ok::<_, Infallible>(no_content)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    std::thread::Builder::new()
+        .name("remote-write-sink".into())
+        .spawn(move || rt.block_on(serve_write_sink(l, sink)))
+        .unwrap();
     addr
+}
+
+async fn serve_write_sink(l: std::net::TcpListener, sink: Arc<WriteSink>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::from_std(l).unwrap();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let sink = sink.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let sink = sink.clone();
+                async move {
+                    let n = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes().len())
+                        .unwrap_or(0);
+                    sink.requests.fetch_add(1, Ordering::Relaxed);
+                    sink.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    let no_content = Response::builder()
+                        .status(StatusCode::NO_CONTENT)
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    Ok::<_, Infallible>(no_content)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
 }

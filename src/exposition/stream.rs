@@ -129,8 +129,8 @@ pub struct ParseSummary {
 ///
 /// Lines split across chunks are joined; each line is parsed once it is
 /// complete. The parser keeps only the unfinished last line (at most the
-/// line limit), the current family's name and type, the per-family HELP and
-/// TYPE maps, and the first errors.
+/// line limit), the TYPE table (whose last entry is the current family),
+/// the HELP map, and the first errors.
 ///
 /// A sample's [`SampleRef::metric_type`] is the type of the most recent
 /// `# TYPE` line when the sample's name is that family's name, or the
@@ -526,7 +526,9 @@ impl StreamParser {
 /// (tests/exposition_differential.rs holds the parser under 64 KiB).
 const PENDING_META_BYTES: usize = 24 * 1024;
 /// The same for TYPE lines, counted as the table holds them (names and
-/// 24-byte entries; its buffers' capacity may be up to twice that).
+/// 24-byte entries). Each settle sets the next one at twice what is left,
+/// and the buffers grow by doubling, so the table holds at most about
+/// four times its distinct families' bytes, or this much twice over.
 const TYPES_SETTLE_BYTES: usize = 8 * 1024;
 
 fn merge<V>(map: &mut BTreeMap<String, V>, pending: &mut Vec<(String, V)>) {

@@ -366,3 +366,36 @@ fn types_settled_mid_body_keep_the_current_family_and_the_last_declaration() {
     assert_eq!(got_samples, want_samples);
     assert_eq!(summary.types.to_map(), want_types);
 }
+
+#[test]
+fn in_order_types_settled_mid_body_are_not_repeated() {
+    // More than the settle threshold of families in order, each with a
+    // sample; the last family declared twice, the second time with
+    // another type, which is the one that counts.
+    let mut body = String::new();
+    for i in 0..600 {
+        let family = format!("family_{i:04}_with_a_name_long_enough_to_fill");
+        body.push_str(&format!("# TYPE {family} gauge\n{family} {i}\n"));
+    }
+    let last = "family_0599_with_a_name_long_enough_to_fill";
+    body.push_str(&format!("# TYPE {last} counter\n{last}_total 1\n"));
+    let mut parser = StreamParser::new(Text0);
+    let mut kinds = Vec::new();
+    let mut push = |s: &SampleRef<'_>| kinds.push(s.metric_type);
+    for chunk in body.as_bytes().chunks(1000) {
+        parser.feed(chunk, &mut push);
+    }
+    let summary = parser.finish(&mut push);
+    assert_eq!(summary.invalid_lines, 0, "{:?}", summary.errors);
+    assert_eq!(kinds.len(), 601);
+    assert!(kinds[..600].iter().all(|k| *k == Some(MetricType::Gauge)));
+    assert_eq!(kinds[600], Some(MetricType::Counter));
+    assert_eq!(summary.types.len(), 600);
+    assert_eq!(summary.types.get(last), Some(MetricType::Counter));
+    assert_eq!(
+        summary
+            .types
+            .get("family_0000_with_a_name_long_enough_to_fill"),
+        Some(MetricType::Gauge)
+    );
+}
