@@ -526,9 +526,11 @@ fn run_one(
             return f64::NAN;
         }
         let (status, text) = http_get(addr, "/metrics").unwrap_or_default();
-        (status == 200)
-            .then(|| metric_sum(&text, "prometheus_remote_storage_samples_total", &[]))
-            .unwrap_or(f64::NAN)
+        if status == 200 {
+            metric_sum(&text, "prometheus_remote_storage_samples_total", &[])
+        } else {
+            f64::NAN
+        }
     };
     let (s0, n0, f0) = counts();
     let (rw0, sent0) = (write_sink.counters(), sent());
