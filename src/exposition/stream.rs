@@ -161,8 +161,8 @@ pub struct StreamParser {
     /// does not, and on node_exporter-like bodies (half HELP/TYPE lines)
     /// they cost as much as the samples.
     keep_help: bool,
-    /// TYPE lines in input order, sorted at [`StreamParser::finish`]
-    /// (exporters write families sorted, so usually one pass).
+    /// TYPE lines in input order, settled at [`StreamParser::finish`]
+    /// (exporters write families sorted, and then nothing is sorted).
     types: TypeTable,
     /// When `types` holds this many bytes it is settled (sorted, repeats
     /// dropped): twice what it held after the last time, at least

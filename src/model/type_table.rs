@@ -190,19 +190,23 @@ mod tests {
         decls.iter().cloned().collect()
     }
 
+    /// Reproducible draws below `n` (a 64-bit LCG's high bits).
+    fn draws(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        }
+    }
+
     fn pairs(t: &TypeTable) -> Vec<(String, MetricType)> {
         t.iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
     #[test]
     fn settle_matches_a_map_insert_per_declaration() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = draws(0x9e37_79b9_7f4a_7c15u64);
         for round in 0..300 {
             let len = next(40) as usize;
             // Few distinct names, so repeats are common; names that are
@@ -257,13 +261,7 @@ mod tests {
 
     #[test]
     fn less_is_the_byte_order_of_str() {
-        let mut seed = 7u64;
-        let mut next = |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = draws(7u64);
         for _ in 0..20_000 {
             // Two strings sharing a prefix of random length, over a small
             // alphabet with a high byte, so every word and tail case meets.
