@@ -14,7 +14,7 @@ use memchr::{memchr, memrchr};
 
 use super::line::{Label, LineItem, Text, parse_line, unescape_help};
 use super::{Format, LineError};
-use crate::model::{Labels, MetricType, Sample, TypeTable};
+use crate::model::{Labels, MetricType, Sample, TypeTable, compare_bytes};
 
 /// Longest line accepted by default. Real exposition lines are well under
 /// 1 KiB; a line this long is an attack or a broken target, and refusing it
@@ -558,33 +558,14 @@ const MEMBER_SUFFIXES: [&str; 8] = [
 ];
 
 fn family_type(family: &str, kind: MetricType, name: &str) -> Option<MetricType> {
-    if !has_prefix(name.as_bytes(), family.as_bytes()) {
+    // `strip_prefix`, but compared in line: its libc `bcmp` call, one per
+    // sample, cost more than the comparison.
+    let head = name.as_bytes().get(..family.len())?;
+    if compare_bytes(head, family.as_bytes()).is_ne() {
         return None;
     }
     let rest = &name[family.len()..];
     (rest.is_empty() || MEMBER_SUFFIXES.contains(&rest)).then_some(kind)
-}
-
-/// `name.starts_with(prefix)` compared a word at a time in line: names
-/// are short, and libc's `bcmp` call (one per sample) cost more than the
-/// comparison itself.
-#[inline]
-fn has_prefix(name: &[u8], prefix: &[u8]) -> bool {
-    if name.len() < prefix.len() {
-        return false;
-    }
-    let (mut a, mut b) = (&name[..prefix.len()], prefix);
-    while a.len() >= 8 {
-        let (x, y) = (
-            u64::from_le_bytes(a[..8].try_into().expect("8 bytes")),
-            u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-        );
-        if x != y {
-            return false;
-        }
-        (a, b) = (&a[8..], &b[8..]);
-    }
-    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Empties a label vector and gives it back with a new lifetime, keeping

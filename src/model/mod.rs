@@ -6,6 +6,7 @@ mod type_table;
 
 pub use labels::{Labels, digest_pairs};
 pub use type_table::TypeTable;
+pub(crate) use type_table::compare_bytes;
 
 /// xxh3 of pieces (label names, values, separators) gathered in a stack
 /// buffer and hashed in one shot: the same digests as xxh3's streaming

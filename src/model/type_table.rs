@@ -4,6 +4,7 @@
 //! instead of a string and a tree node each, and a body whose families
 //! come sorted (every exporter's) is never sorted again.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use super::MetricType;
@@ -97,7 +98,7 @@ impl TypeTable {
     /// Appends a declaration; the table is unsorted until [`TypeTable::settle`].
     pub(crate) fn push(&mut self, name: &str, kind: MetricType) {
         if let Some(&(s, e, _)) = self.entries.last()
-            && !less(&self.names.as_bytes()[s..e], name.as_bytes())
+            && compare_bytes(&self.names.as_bytes()[s..e], name.as_bytes()) != Ordering::Less
         {
             self.out_of_order = true;
         }
@@ -144,27 +145,28 @@ impl TypeTable {
     }
 }
 
-/// `a < b` as byte strings (the order of `str`), eight bytes at a time in
-/// line: family names are short and share long prefixes (`node_...`), and
-/// a libc `memcmp` call per TYPE line cost more than the comparison.
-fn less(a: &[u8], b: &[u8]) -> bool {
+/// `a.cmp(b)` as byte strings (the order of `str`), eight bytes at a time
+/// in line: metric names are short and share long prefixes (`node_...`),
+/// and a libc `memcmp` call per TYPE line or per sample cost more than the
+/// comparison. The parser's family match compares with it too.
+pub(crate) fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
     let common = a.len().min(b.len());
     let mut i = 0;
     while i + 8 <= common {
         let x = u64::from_be_bytes(a[i..i + 8].try_into().expect("8 bytes"));
         let y = u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
         if x != y {
-            return x < y;
+            return x.cmp(&y);
         }
         i += 8;
     }
     while i < common {
         if a[i] != b[i] {
-            return a[i] < b[i];
+            return a[i].cmp(&b[i]);
         }
         i += 1;
     }
-    a.len() < b.len()
+    a.len().cmp(&b.len())
 }
 
 impl<S: AsRef<str>> FromIterator<(S, MetricType)> for TypeTable {
@@ -260,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn less_is_the_byte_order_of_str() {
+    fn compare_bytes_is_the_byte_order_of_str() {
         let mut next = draws(7u64);
         for _ in 0..20_000 {
             // Two strings sharing a prefix of random length, over a small
@@ -275,9 +277,9 @@ mod tests {
             };
             let a = [prefix.clone(), tail(&mut next)].concat();
             let b = [prefix, tail(&mut next)].concat();
-            assert_eq!(less(&a, &b), a < b, "{a:?} {b:?}");
-            assert_eq!(less(&b, &a), b < a, "{b:?} {a:?}");
-            assert!(!less(&a, &a));
+            assert_eq!(compare_bytes(&a, &b), a.cmp(&b), "{a:?} {b:?}");
+            assert_eq!(compare_bytes(&b, &a), b.cmp(&a), "{b:?} {a:?}");
+            assert_eq!(compare_bytes(&a, &a), Ordering::Equal);
         }
     }
 
