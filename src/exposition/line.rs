@@ -189,12 +189,28 @@ fn plain_metadata(line: &str, format: Format) -> Option<LineItem<'_>> {
     if b.get(end) != Some(&b' ') {
         return None;
     }
-    let word = &line[end + 1..];
-    if word.is_empty() || word.bytes().any(is_ws) {
-        return None;
-    }
-    let kind = metric_type(word, format).ok()?;
+    let kind = type_word(&b[end + 1..]).filter(|&k| allowed_type(k, format))?;
     Some(LineItem::Type { name, kind })
+}
+
+/// A type word spelled exactly, as [`MetricType::from_name`] takes it: one
+/// match over the bytes, where a blank check and a string match cost a
+/// scan each.
+#[inline]
+fn type_word(word: &[u8]) -> Option<MetricType> {
+    use MetricType::*;
+    Some(match word {
+        b"counter" => Counter,
+        b"gauge" => Gauge,
+        b"histogram" => Histogram,
+        b"summary" => Summary,
+        b"untyped" => Untyped,
+        b"unknown" => Unknown,
+        b"info" => Info,
+        b"stateset" => StateSet,
+        b"gaugehistogram" => GaugeHistogram,
+        _ => return None,
+    })
 }
 
 fn comment(mut c: Cursor<'_>, format: Format) -> Result<LineItem<'_>, String> {
@@ -290,22 +306,37 @@ fn meta_name<'a>(c: &mut Cursor<'a>, keyword: &str) -> Result<Text<'a>, String> 
 }
 
 fn metric_type(word: &str, format: Format) -> Result<MetricType, String> {
-    use MetricType::*;
     let Some(kind) = MetricType::from_name(word) else {
         return Err(format!("invalid metric type {}", show(word)));
     };
-    // Each Prometheus parser accepts only its own format's vocabulary.
-    match (format, kind) {
-        (Format::PrometheusText, Unknown | Info | StateSet | GaugeHistogram) => Err(format!(
-            "invalid metric type {}: only OpenMetrics has it",
-            show(word)
-        )),
-        (Format::OpenMetrics, Untyped) => Err(format!(
+    if allowed_type(kind, format) {
+        return Ok(kind);
+    }
+    Err(match format {
+        Format::PrometheusText => {
+            format!(
+                "invalid metric type {}: only OpenMetrics has it",
+                show(word)
+            )
+        }
+        Format::OpenMetrics => format!(
             "invalid metric type {}: OpenMetrics calls it \"unknown\"",
             show(word)
-        )),
-        _ => Ok(kind),
-    }
+        ),
+    })
+}
+
+/// Each Prometheus parser accepts only its own format's vocabulary.
+#[inline]
+fn allowed_type(kind: MetricType, format: Format) -> bool {
+    use MetricType::*;
+    !matches!(
+        (format, kind),
+        (
+            Format::PrometheusText,
+            Unknown | Info | StateSet | GaugeHistogram
+        ) | (Format::OpenMetrics, Untyped)
+    )
 }
 
 fn sample<'a>(

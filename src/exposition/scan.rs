@@ -93,6 +93,14 @@ pub(super) fn name_run_end(bytes: &[u8], from: usize, colon: bool) -> usize {
     }
     let digits_hi = if colon { b':' } else { b'9' };
     let mut i = from;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(block) = bytes.get(i..i + 16) {
+        let bad = non_name_mask(block.try_into().expect("16 bytes"), digits_hi);
+        if bad != 0 {
+            return i + bad.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
     while let Some(word) = bytes.get(i..i + 8) {
         let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
         let x = w & !HI;
@@ -113,21 +121,144 @@ pub(super) fn name_run_end(bytes: &[u8], from: usize, colon: bool) -> usize {
     i
 }
 
+/// Bit `i` set when `block[i]` is not a name byte (`[a-zA-Z0-9_]`, and
+/// `:` when `digits_hi` is `:`): three range checks on sixteen lanes. The
+/// signed compares reject every byte >= 0x80, as the grammar does.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn non_name_mask(block: &[u8; 16], digits_hi: u8) -> u32 {
+    use std::arch::x86_64::{
+        _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: the cfg above guarantees SSE2; the load reads the 16 bytes of
+    // `block`, and `loadu` takes any alignment.
+    let ok = unsafe {
+        let x = _mm_loadu_si128(block.as_ptr().cast());
+        let lower = _mm_or_si128(x, _mm_set1_epi8(0x20));
+        let alpha = _mm_and_si128(
+            _mm_cmpgt_epi8(lower, _mm_set1_epi8((b'a' - 1) as i8)),
+            _mm_cmpgt_epi8(_mm_set1_epi8((b'z' + 1) as i8), lower),
+        );
+        let digit = _mm_and_si128(
+            _mm_cmpgt_epi8(x, _mm_set1_epi8((b'0' - 1) as i8)),
+            _mm_cmpgt_epi8(_mm_set1_epi8((digits_hi + 1) as i8), x),
+        );
+        let underscore = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'_' as i8));
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(alpha, digit), underscore))
+    };
+    !(ok as u32) & 0xffff
+}
+
+/// The line ends (`\n` positions) of a run of bytes, in order. A 64-byte
+/// block becomes one bit mask and each line end is its lowest set bit:
+/// lines of a metrics body are ~50 bytes, and a `memchr` call per line
+/// spent more on its setup than on the search. The mask loop is written
+/// so the compiler turns it into compare-and-movemask instructions.
+pub(super) struct LineEnds<'a> {
+    bytes: &'a [u8],
+    /// Start of the block `mask` covers.
+    block: usize,
+    /// Line ends not yet handed out, relative to `block`.
+    mask: u64,
+}
+
+impl<'a> LineEnds<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        LineEnds {
+            bytes,
+            block: 0,
+            mask: newline_mask(bytes),
+        }
+    }
+}
+
+impl Iterator for LineEnds<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.block += 64;
+            if self.block >= self.bytes.len() {
+                return None;
+            }
+            self.mask = newline_mask(&self.bytes[self.block..]);
+        }
+        let bit = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.block + bit)
+    }
+}
+
+/// Bit `i` set when `bytes[i]` is `\n`, for the first 64 bytes.
+#[inline]
+fn newline_mask(bytes: &[u8]) -> u64 {
+    match bytes.first_chunk::<64>() {
+        Some(block) => block_mask(block, b'\n'),
+        None => {
+            // The run's last partial block, padded with bytes that are not `\n`.
+            let mut block = [0u8; 64];
+            block[..bytes.len()].copy_from_slice(bytes);
+            block_mask(&block, b'\n')
+        }
+    }
+}
+
+/// Bit `i` set when `block[i] == byte`: four SSE2 compares and movemasks
+/// (SSE2 is part of every x86-64; other targets take the portable one).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn block_mask(block: &[u8; 64], byte: u8) -> u64 {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+    let mut mask = 0u64;
+    // SAFETY: the cfg above guarantees SSE2; each load reads 16 bytes of
+    // `block` (`chunks_exact`), and `loadu` takes any alignment.
+    unsafe {
+        let needle = _mm_set1_epi8(byte as i8);
+        for (k, part) in block.chunks_exact(16).enumerate() {
+            let v = _mm_loadu_si128(part.as_ptr().cast());
+            let hits = _mm_movemask_epi8(_mm_cmpeq_epi8(v, needle)) as u16;
+            mask |= u64::from(hits) << (16 * k);
+        }
+    }
+    mask
+}
+
+/// Bit `i` set when `block[i] == byte`, eight bytes at a time: exact
+/// zero-byte flags, gathered into eight bits by one multiplication.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn block_mask(block: &[u8; 64], byte: u8) -> u64 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let mut mask = 0u64;
+    for (k, word) in block.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"))
+            ^ (0x0101_0101_0101_0101 * u64::from(byte));
+        let zero = !(((x & LO7) + LO7) | x | LO7);
+        let bits = ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
+        mask |= bits << (8 * k);
+    }
+    mask
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn name_run_end_agrees_with_the_class_table_on_every_byte() {
+        // Two 16-byte blocks, an 8-byte word and a tail of three.
+        const LEN: usize = 16 * 2 + 8 + 3;
         for colon in [false, true] {
             let class = if colon { METRIC_CHAR } else { LABEL_CHAR };
             for b in 0..=255u8 {
                 // The byte at every position of a word and of the tail.
-                for pos in 0..19 {
-                    let mut line = vec![b'a'; 19];
+                for pos in 0..LEN {
+                    let mut line = vec![b'a'; LEN];
                     line[pos] = b;
                     let want = if CLASS[b as usize] & class != 0 {
-                        19
+                        LEN
                     } else {
                         pos
                     };
@@ -142,5 +273,33 @@ mod tests {
         assert_eq!(name_run_end(b"node_cpu:rate5m{x", 0, true), 15);
         assert_eq!(name_run_end(b"node_cpu:rate5m{x", 0, false), 8);
         assert_eq!(name_run_end(b"ab", 2, true), 2);
+    }
+
+    #[test]
+    fn line_ends_are_every_newline_in_order() {
+        // Lengths around the 64-byte blocks, newlines at every density,
+        // including one at the first and last byte of a block.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for len in (0..200).chain([255, 256, 257, 1000]) {
+            for density in [0, 1, 4, 16, 64] {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        if density > 0 && state % 64 < density {
+                            b'\n'
+                        } else {
+                            // Never 0x0a, but its neighbours and high bytes.
+                            [b'\t', 0x0b, b'a', 0x8a, 0xff, 0][(state >> 32) as usize % 6]
+                        }
+                    })
+                    .collect();
+                let want: Vec<usize> = memchr::memchr_iter(b'\n', &bytes).collect();
+                assert_eq!(LineEnds::new(&bytes).collect::<Vec<_>>(), want, "len {len}");
+            }
+        }
+        let edges = [b'\n'; 130];
+        assert_eq!(LineEnds::new(&edges).count(), 130);
     }
 }

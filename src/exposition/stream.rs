@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use memchr::{memchr, memrchr};
 
 use super::line::{Label, LineItem, Text, parse_line, unescape_help};
+use super::scan::LineEnds;
 use super::{Format, LineError};
 use crate::model::{Labels, MetricType, Sample, TypeTable, compare_bytes};
 
@@ -365,13 +366,13 @@ impl StreamParser {
                     (valid, Some((start, end)))
                 }
             };
-            let mut text = valid;
-            while let Some(end) = memchr(b'\n', text.as_bytes()) {
+            let mut start = 0;
+            for end in LineEnds::new(valid.as_bytes()) {
                 if self.done {
                     return;
                 }
-                self.text_line(&text[..end], labels, on_sample);
-                text = &text[end + 1..];
+                self.text_line(&valid[start..end], labels, on_sample);
+                start = end + 1;
             }
             let Some((start, end)) = bad_line_end else {
                 return;
