@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use super::Format;
-use super::number::{om_timestamp, parse_float, text_timestamp};
+use super::number::{exact_decimal_prefix, om_timestamp, parse_float, text_timestamp};
 use super::scan::{
     CLASS, LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START, find_quote_or_backslash,
     is_metric_name, name_run_end,
@@ -159,8 +159,10 @@ pub fn parse_line<'a>(
 /// over fixed offsets (no keyword token, no `Result` per part) makes them
 /// cheap. Anything else returns `None` and [`comment`] decides, errors
 /// included, so both paths agree on every line.
-#[inline]
-fn plain_metadata(line: &str, format: Format) -> Option<LineItem<'_>> {
+// Always inlined: returned through memory, the item's fields were read
+// back wider than they were written, a store-forwarding stall per line.
+#[inline(always)]
+pub(super) fn plain_metadata(line: &str, format: Format) -> Option<LineItem<'_>> {
     let b = line.as_bytes();
     let keyword = b.get(..7)?;
     let help = match keyword {
@@ -196,7 +198,7 @@ fn plain_metadata(line: &str, format: Format) -> Option<LineItem<'_>> {
 /// A type word spelled exactly, as [`MetricType::from_name`] takes it: one
 /// match over the bytes, where a blank check and a string match cost a
 /// scan each.
-#[inline]
+#[inline(always)]
 fn type_word(word: &[u8]) -> Option<MetricType> {
     use MetricType::*;
     Some(match word {
@@ -370,11 +372,20 @@ fn sample<'a>(
     }
     let name = name.ok_or("missing metric name")?;
 
-    let tok = c.token();
-    if tok.is_empty() {
-        return Err("missing value".into());
-    }
-    let value = parse_float(tok).map_err(|e| e.describe("value", tok))?;
+    let value = match exact_decimal_prefix(&c.line.as_bytes()[c.pos..]) {
+        // The common value, read in the same pass that finds its end.
+        Some((value, len)) if c.line.as_bytes().get(c.pos + len).is_none_or(|&b| is_ws(b)) => {
+            c.pos += len;
+            value
+        }
+        _ => {
+            let tok = c.token();
+            if tok.is_empty() {
+                return Err("missing value".into());
+            }
+            parse_float(tok).map_err(|e| e.describe("value", tok))?
+        }
+    };
     c.skip_ws();
 
     let mut timestamp_ms = None;

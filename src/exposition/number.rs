@@ -65,6 +65,14 @@ pub(super) fn parse_float(s: &str) -> Result<f64, BadFloat> {
 /// returns `None` for the general path.
 #[inline]
 pub(super) fn exact_decimal(b: &[u8]) -> Option<f64> {
+    exact_decimal_prefix(b).and_then(|(v, len)| (len == b.len()).then_some(v))
+}
+
+/// [`exact_decimal`] of the longest number at the start of `b`, and its
+/// length: the caller checks what follows, so a value is parsed in the
+/// pass that finds its end.
+#[inline]
+pub(super) fn exact_decimal_prefix(b: &[u8]) -> Option<(f64, usize)> {
     const POW10: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
         1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
@@ -142,7 +150,7 @@ pub(super) fn exact_decimal(b: &[u8]) -> Option<f64> {
         }
         exp += if eneg { -e } else { e };
     }
-    if i != b.len() || m > 1 << 53 {
+    if m > 1 << 53 {
         return None;
     }
     let v = if m == 0 {
@@ -154,7 +162,7 @@ pub(super) fn exact_decimal(b: &[u8]) -> Option<f64> {
     } else {
         return None;
     };
-    Some(if negative { -v } else { v })
+    Some((if negative { -v } else { v }, i))
 }
 
 pub(super) fn text_timestamp(tok: &str) -> Result<i64, String> {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use memchr::{memchr, memrchr};
 
-use super::line::{Label, LineItem, Text, parse_line, unescape_help};
+use super::line::{Label, LineItem, Text, parse_line, plain_metadata, unescape_help};
 use super::scan::LineEnds;
 use super::{Format, LineError};
 use crate::model::{Labels, MetricType, Sample, TypeTable, compare_bytes};
@@ -405,17 +405,26 @@ impl StreamParser {
 
     /// Counts a line and checks what holds for every line whatever its
     /// content: nothing may follow `# EOF`, and the length limit.
+    #[inline(always)]
     fn accept_line(&mut self, len: usize) -> bool {
         self.line_no += 1;
-        if self.saw_eof {
-            self.after_eof(self.line_no);
-            return false;
-        }
-        if len > self.max_line_bytes {
-            self.too_long(self.line_no);
+        if self.saw_eof || len > self.max_line_bytes {
+            self.reject_line(len);
             return false;
         }
         true
+    }
+
+    /// The reports of [`StreamParser::accept_line`], kept out of line so
+    /// the check it makes per line is a compare and a branch.
+    #[cold]
+    #[inline(never)]
+    fn reject_line(&mut self, len: usize) {
+        if self.saw_eof {
+            self.after_eof(self.line_no);
+        } else if len > self.max_line_bytes {
+            self.too_long(self.line_no);
+        }
     }
 
     /// Parses one complete line (without its `\n`).
@@ -429,7 +438,13 @@ impl StreamParser {
             return;
         }
         let text = text.strip_suffix('\r').unwrap_or(text);
-        match parse_line(text, self.format, labels) {
+        // HELP and TYPE lines as exporters write them skip the general
+        // tokenizer (and its large stack frame) altogether.
+        let item = match text.as_bytes().first() {
+            Some(b'#') => plain_metadata(text, self.format).map(Ok),
+            _ => None,
+        };
+        match item.unwrap_or_else(|| parse_line(text, self.format, labels)) {
             Ok(LineItem::Sample {
                 name,
                 value,
@@ -553,11 +568,7 @@ fn resolve_name<'s>(buf: &'s mut String, name: Text<'s>) -> &'s str {
     buf
 }
 
-/// Suffixes family members carry in either format.
-const MEMBER_SUFFIXES: [&str; 8] = [
-    "_total", "_created", "_bucket", "_sum", "_count", "_gcount", "_gsum", "_info",
-];
-
+/// Family members carry one of the suffixes either format gives them.
 fn family_type(family: &str, kind: MetricType, name: &str) -> Option<MetricType> {
     // `strip_prefix`, but compared in line: its libc `bcmp` call, one per
     // sample, cost more than the comparison.
@@ -565,8 +576,19 @@ fn family_type(family: &str, kind: MetricType, name: &str) -> Option<MetricType>
     if compare_bytes(head, family.as_bytes()).is_ne() {
         return None;
     }
-    let rest = &name[family.len()..];
-    (rest.is_empty() || MEMBER_SUFFIXES.contains(&rest)).then_some(kind)
+    let rest = &name.as_bytes()[family.len()..];
+    matches!(
+        rest,
+        b"" | b"_total"
+            | b"_created"
+            | b"_bucket"
+            | b"_sum"
+            | b"_count"
+            | b"_gcount"
+            | b"_gsum"
+            | b"_info"
+    )
+    .then_some(kind)
 }
 
 /// Empties a label vector and gives it back with a new lifetime, keeping
