@@ -215,6 +215,38 @@ fn type_word(word: &[u8]) -> Option<MetricType> {
     })
 }
 
+/// A sample line as exporters write it: a plain name at the start of the
+/// line, an optional [`canonical_label_set`], one space and a value that
+/// [`exact_decimal_prefix`] reads, nothing after it. Returns the name and
+/// the value with the labels in `labels`; anything else (a timestamp,
+/// blanks, quoted names, odd numbers, errors) returns `None` and
+/// [`parse_line`] decides, so both paths agree on every line. Inlined for
+/// the reason `plain_metadata` is.
+#[inline(always)]
+pub(super) fn plain_sample<'a>(
+    line: &'a str,
+    labels: &mut Vec<Label<'a>>,
+) -> Option<(&'a str, f64)> {
+    labels.clear();
+    let b = line.as_bytes();
+    if CLASS[*b.first()? as usize] & METRIC_START == 0 {
+        return None;
+    }
+    let mut c = Cursor {
+        line,
+        pos: name_run_end(b, 1, true),
+    };
+    let name = &line[..c.pos];
+    if c.peek() == Some(b'{') && !canonical_label_set(&mut c, labels) {
+        return None;
+    }
+    if c.peek() != Some(b' ') {
+        return None;
+    }
+    let (value, len) = exact_decimal_prefix(&b[c.pos + 1..])?;
+    (c.pos + 1 + len == b.len()).then_some((name, value))
+}
+
 fn comment(mut c: Cursor<'_>, format: Format) -> Result<LineItem<'_>, String> {
     c.bump();
     // Both Prometheus lexers want a blank between '#' and the keyword:

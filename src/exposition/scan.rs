@@ -150,96 +150,130 @@ fn non_name_mask(block: &[u8; 16], digits_hi: u8) -> u32 {
     !(ok as u32) & 0xffff
 }
 
-/// The line ends (`\n` positions) of a run of bytes, in order. A 64-byte
-/// block becomes one bit mask and each line end is its lowest set bit:
-/// lines of a metrics body are ~50 bytes, and a `memchr` call per line
-/// spent more on its setup than on the search. The mask loop is written
-/// so the compiler turns it into compare-and-movemask instructions.
-pub(super) struct LineEnds<'a> {
-    bytes: &'a [u8],
-    /// Start of the block `mask` covers.
-    block: usize,
-    /// Line ends not yet handed out, relative to `block`.
-    mask: u64,
+/// One line of a run: `bytes[start..end]`, `end` at its `\n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Line {
+    pub start: usize,
+    pub end: usize,
+    /// No byte of the line is >= 0x80. False when a block the line
+    /// touches has one, even outside the line: callers then check the
+    /// line's UTF-8 themselves.
+    pub ascii: bool,
 }
 
-impl<'a> LineEnds<'a> {
+/// The lines of a run of bytes, in order. Each 64-byte block becomes two
+/// bit masks, its `\n`s and its bytes >= 0x80, and each line end is the
+/// lowest set bit: lines of a metrics body are ~50 bytes, and a `memchr`
+/// call per line spent more on its setup than on the search, while the
+/// high-byte mask spares an ASCII body its UTF-8 check.
+pub(super) struct Lines<'a> {
+    bytes: &'a [u8],
+    /// Start of the block the masks cover.
+    block: usize,
+    /// Line ends not yet handed out, relative to `block`.
+    newlines: u64,
+    /// Bytes >= 0x80 in the block.
+    high: u64,
+    /// Where the next line starts.
+    start: usize,
+    /// The open line may hold a byte >= 0x80 in a block before `block`.
+    high_before: bool,
+}
+
+impl<'a> Lines<'a> {
     pub(super) fn new(bytes: &'a [u8]) -> Self {
-        LineEnds {
+        let (newlines, high) = masks(bytes);
+        Lines {
             bytes,
             block: 0,
-            mask: newline_mask(bytes),
+            newlines,
+            high,
+            start: 0,
+            high_before: false,
         }
     }
 }
 
-impl Iterator for LineEnds<'_> {
-    type Item = usize;
+impl Iterator for Lines<'_> {
+    type Item = Line;
 
     #[inline]
-    fn next(&mut self) -> Option<usize> {
-        while self.mask == 0 {
+    fn next(&mut self) -> Option<Line> {
+        while self.newlines == 0 {
+            self.high_before |= self.high != 0;
             self.block += 64;
             if self.block >= self.bytes.len() {
                 return None;
             }
-            self.mask = newline_mask(&self.bytes[self.block..]);
+            (self.newlines, self.high) = masks(&self.bytes[self.block..]);
         }
-        let bit = self.mask.trailing_zeros() as usize;
-        self.mask &= self.mask - 1;
-        Some(self.block + bit)
+        let bit = self.newlines.trailing_zeros() as usize;
+        self.newlines &= self.newlines - 1;
+        let line = Line {
+            start: self.start,
+            end: self.block + bit,
+            ascii: !self.high_before && self.high == 0,
+        };
+        self.start = line.end + 1;
+        self.high_before = false;
+        Some(line)
     }
 }
 
-/// Bit `i` set when `bytes[i]` is `\n`, for the first 64 bytes.
+/// The `\n` mask and the high-byte mask of the first 64 bytes.
 #[inline]
-fn newline_mask(bytes: &[u8]) -> u64 {
+fn masks(bytes: &[u8]) -> (u64, u64) {
     match bytes.first_chunk::<64>() {
-        Some(block) => block_mask(block, b'\n'),
+        Some(block) => block_masks(block),
         None => {
-            // The run's last partial block, padded with bytes that are not `\n`.
+            // The run's last partial block, padded with bytes that are
+            // neither `\n` nor high.
             let mut block = [0u8; 64];
             block[..bytes.len()].copy_from_slice(bytes);
-            block_mask(&block, b'\n')
+            block_masks(&block)
         }
     }
 }
 
-/// Bit `i` set when `block[i] == byte`: four SSE2 compares and movemasks
-/// (SSE2 is part of every x86-64; other targets take the portable one).
+/// Bit `i` of the first mask set when `block[i]` is `\n`, of the second
+/// when it is >= 0x80: four SSE2 loads, compares and movemasks (SSE2 is
+/// part of every x86-64; other targets take the portable one).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
-fn block_mask(block: &[u8; 64], byte: u8) -> u64 {
+fn block_masks(block: &[u8; 64]) -> (u64, u64) {
     use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
-    let mut mask = 0u64;
+    let (mut newlines, mut high) = (0u64, 0u64);
     // SAFETY: the cfg above guarantees SSE2; each load reads 16 bytes of
     // `block` (`chunks_exact`), and `loadu` takes any alignment.
     unsafe {
-        let needle = _mm_set1_epi8(byte as i8);
+        let nl = _mm_set1_epi8(b'\n' as i8);
         for (k, part) in block.chunks_exact(16).enumerate() {
             let v = _mm_loadu_si128(part.as_ptr().cast());
-            let hits = _mm_movemask_epi8(_mm_cmpeq_epi8(v, needle)) as u16;
-            mask |= u64::from(hits) << (16 * k);
+            let hits = _mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) as u16;
+            newlines |= u64::from(hits) << (16 * k);
+            high |= u64::from(_mm_movemask_epi8(v) as u16) << (16 * k);
         }
     }
-    mask
+    (newlines, high)
 }
 
-/// Bit `i` set when `block[i] == byte`, eight bytes at a time: exact
-/// zero-byte flags, gathered into eight bits by one multiplication.
+/// [`block_masks`] eight bytes at a time: exact zero-byte flags for `\n`
+/// and the high bits, each gathered into eight bits by a multiplication.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline]
-fn block_mask(block: &[u8; 64], byte: u8) -> u64 {
+fn block_masks(block: &[u8; 64]) -> (u64, u64) {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let mut mask = 0u64;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let gather = |flags: u64| (flags >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+    let (mut newlines, mut high) = (0u64, 0u64);
     for (k, word) in block.chunks_exact(8).enumerate() {
-        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"))
-            ^ (0x0101_0101_0101_0101 * u64::from(byte));
+        let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let x = w ^ (0x0101_0101_0101_0101 * u64::from(b'\n'));
         let zero = !(((x & LO7) + LO7) | x | LO7);
-        let bits = ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
-        mask |= bits << (8 * k);
+        newlines |= gather(zero) << (8 * k);
+        high |= gather(w & HI) << (8 * k);
     }
-    mask
+    (newlines, high)
 }
 
 #[cfg(test)]
@@ -276,30 +310,56 @@ mod tests {
     }
 
     #[test]
-    fn line_ends_are_every_newline_in_order() {
+    fn lines_are_every_newline_in_order_and_ascii_only_when_so() {
         // Lengths around the 64-byte blocks, newlines at every density,
-        // including one at the first and last byte of a block.
+        // high bytes now and then, lines across blocks.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut non_ascii, mut ascii) = (0, 0);
         for len in (0..200).chain([255, 256, 257, 1000]) {
             for density in [0, 1, 4, 16, 64] {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        if density > 0 && state % 64 < density {
-                            b'\n'
-                        } else {
-                            // Never 0x0a, but its neighbours and high bytes.
-                            [b'\t', 0x0b, b'a', 0x8a, 0xff, 0][(state >> 32) as usize % 6]
+                for high_rate in [0, 1, 8] {
+                    let bytes: Vec<u8> = (0..len)
+                        .map(|_| {
+                            let r = next();
+                            if density > 0 && r % 64 < density {
+                                b'\n'
+                            } else if (r >> 8) % 256 < high_rate {
+                                [0x80, 0x8a, 0xc3, 0xff][(r >> 20) as usize % 4]
+                            } else {
+                                // Never 0x0a, but its neighbours.
+                                [b'\t', 0x0b, b'a', 0x7f, 0][(r >> 32) as usize % 5]
+                            }
+                        })
+                        .collect();
+                    let ends: Vec<usize> = memchr::memchr_iter(b'\n', &bytes).collect();
+                    let lines: Vec<Line> = Lines::new(&bytes).collect();
+                    assert_eq!(lines.iter().map(|l| l.end).collect::<Vec<_>>(), ends);
+                    let mut start = 0;
+                    for line in lines {
+                        assert_eq!(line.start, start, "len {len}");
+                        let raw = &bytes[line.start..line.end];
+                        // Only ever too careful: a line of a block with a
+                        // high byte may be checked although it has none.
+                        assert!(!line.ascii || raw.is_ascii(), "len {len}, line {raw:?}");
+                        non_ascii += usize::from(!raw.is_ascii());
+                        ascii += usize::from(line.ascii);
+                        if high_rate == 0 {
+                            assert!(line.ascii, "len {len}, line {raw:?}");
                         }
-                    })
-                    .collect();
-                let want: Vec<usize> = memchr::memchr_iter(b'\n', &bytes).collect();
-                assert_eq!(LineEnds::new(&bytes).collect::<Vec<_>>(), want, "len {len}");
+                        start = line.end + 1;
+                    }
+                }
             }
         }
+        assert!(non_ascii > 1000, "the high bytes reached {non_ascii} lines");
+        assert!(ascii > 10_000, "{ascii} lines taken for ASCII");
         let edges = [b'\n'; 130];
-        assert_eq!(LineEnds::new(&edges).count(), 130);
+        assert_eq!(Lines::new(&edges).count(), 130);
     }
 }

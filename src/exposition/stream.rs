@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use memchr::{memchr, memrchr};
 
-use super::line::{Label, LineItem, Text, parse_line, plain_metadata, unescape_help};
-use super::scan::LineEnds;
+use super::line::{Label, LineItem, Text, parse_line, plain_metadata, plain_sample, unescape_help};
+use super::scan::Lines;
 use super::{Format, LineError};
 use crate::model::{Labels, MetricType, Sample, TypeTable, compare_bytes};
 
@@ -345,43 +345,29 @@ impl StreamParser {
 
     /// Parses `bytes`, a run of complete lines each ending in `\n`.
     ///
-    /// UTF-8 is checked for the whole run at once, which is several times
-    /// faster than line by line; only when that fails are the lines around
-    /// the bad byte taken one by one, to report the right line.
+    /// [`Lines`] finds the line ends and whether a line is all ASCII in
+    /// one pass; only lines with a byte >= 0x80 are checked for UTF-8 (a
+    /// multi-byte character never holds a `\n`, so line by line is exact).
     fn complete_lines<'a>(
         &mut self,
-        mut bytes: &'a [u8],
+        bytes: &'a [u8],
         labels: &mut Vec<Label<'a>>,
         on_sample: &mut dyn FnMut(&SampleRef<'_>),
     ) {
-        while !bytes.is_empty() && !self.done {
-            let (valid, bad_line_end) = match std::str::from_utf8(bytes) {
-                Ok(text) => (text, None),
-                Err(e) => {
-                    // Every line before the one holding the bad byte is valid.
-                    let (good, _) = bytes.split_at(e.valid_up_to());
-                    let start = memrchr(b'\n', good).map_or(0, |nl| nl + 1);
-                    let end = start + memchr(b'\n', &bytes[start..]).expect("runs end in \\n");
-                    let valid = std::str::from_utf8(&bytes[..start]).expect("checked above");
-                    (valid, Some((start, end)))
-                }
-            };
-            let mut start = 0;
-            for end in LineEnds::new(valid.as_bytes()) {
-                if self.done {
-                    return;
-                }
-                self.text_line(&valid[start..end], labels, on_sample);
-                start = end + 1;
-            }
-            let Some((start, end)) = bad_line_end else {
-                return;
-            };
+        for line in Lines::new(bytes) {
             if self.done {
                 return;
             }
-            self.line(&bytes[start..end], labels, on_sample);
-            bytes = &bytes[end + 1..];
+            let raw = &bytes[line.start..line.end];
+            if line.ascii {
+                debug_assert!(raw.is_ascii(), "line {} taken for ASCII", self.line_no + 1);
+                // SAFETY: `Lines` saw no byte >= 0x80 in `raw`, and ASCII
+                // is valid UTF-8.
+                let text = unsafe { std::str::from_utf8_unchecked(raw) };
+                self.text_line(text, labels, on_sample);
+            } else {
+                self.line(raw, labels, on_sample);
+            }
         }
     }
 
@@ -439,10 +425,18 @@ impl StreamParser {
         }
         let text = text.strip_suffix('\r').unwrap_or(text);
         // HELP and TYPE lines as exporters write them skip the general
-        // tokenizer (and its large stack frame) altogether.
+        // tokenizer (and its large stack frame) altogether,
+        // and so do samples without a timestamp.
         let item = match text.as_bytes().first() {
             Some(b'#') => plain_metadata(text, self.format).map(Ok),
-            _ => None,
+            _ => match plain_sample(text, labels) {
+                Some((name, value)) => {
+                    let count = &mut self.summary.samples;
+                    emit(&self.types, count, name, labels, value, None, on_sample);
+                    return;
+                }
+                None => None,
+            },
         };
         match item.unwrap_or_else(|| parse_line(text, self.format, labels)) {
             Ok(LineItem::Sample {
@@ -451,18 +445,16 @@ impl StreamParser {
                 timestamp_ms,
             }) => {
                 let name = resolve_name(&mut self.name_buf, name);
-                let metric_type = self
-                    .types
-                    .last()
-                    .and_then(|(family, kind)| family_type(family, kind, name));
-                self.summary.samples += 1;
-                on_sample(&SampleRef {
+                let count = &mut self.summary.samples;
+                emit(
+                    &self.types,
+                    count,
                     name,
                     labels,
                     value,
                     timestamp_ms,
-                    metric_type,
-                });
+                    on_sample,
+                );
             }
             Ok(LineItem::Blank | LineItem::Comment | LineItem::Unit { .. }) => {}
             Ok(LineItem::Eof) => self.saw_eof = true,
@@ -534,6 +526,31 @@ impl StreamParser {
             });
         }
     }
+}
+
+/// Hands one sample to the caller, with its family's type (`types`' last
+/// entry is the current family) and counts it.
+#[inline(always)]
+fn emit(
+    types: &TypeTable,
+    count: &mut usize,
+    name: &str,
+    labels: &[Label<'_>],
+    value: f64,
+    timestamp_ms: Option<i64>,
+    on_sample: &mut dyn FnMut(&SampleRef<'_>),
+) {
+    let metric_type = types
+        .last()
+        .and_then(|(family, kind)| family_type(family, kind, name));
+    *count += 1;
+    on_sample(&SampleRef {
+        name,
+        labels,
+        value,
+        timestamp_ms,
+        metric_type,
+    });
 }
 
 /// What [`StreamParser`] keeps of HELP lines before it puts them into its
