@@ -576,3 +576,133 @@ proptest! {
         }
     }
 }
+
+/// Sample lines built from the pieces that decide between the fast path
+/// (`line::plain_sample`) and the general one: names with odd bytes, label
+/// sets canonical and not (blanks, quoted or reserved names, escapes,
+/// repeats, a trailing comma, unterminated), values the exact reader takes
+/// and ones it leaves, timestamps, blanks and trailing text.
+fn sample_line() -> impl Strategy<Value = String> {
+    let name = prop::collection::vec(
+        prop::sample::select(vec![
+            "a", "Z", "_", ":", "0", ".", "-", "é", "\"", "{", "}", " ", "node_cpu",
+        ]),
+        0..4,
+    )
+    .prop_map(|parts| parts.concat());
+    let label = prop::sample::select(vec![
+        "cpu=\"0\"",
+        "mode=\"idle\"",
+        "cpu=\"1\"",
+        "a=\"\"",
+        "b=\"x,y=z}\"",
+        "c=\"q\\\"q\"",
+        "d=\"\\\\\"",
+        "__name__=\"n\"",
+        "\"quoted\"=\"v\"",
+        "\"only.name\"",
+        " e=\"v\"",
+        "f =\"v\"",
+        "g= \"v\"",
+        "9h=\"v\"",
+        "i:j=\"v\"",
+        "k=v",
+        "l=\"unterminated",
+        "",
+    ]);
+    let labels = prop::option::of(prop::collection::vec(label, 0..4)).prop_map(|set| match set {
+        None => String::new(),
+        Some(set) => format!("{{{}}}", set.join(",")),
+    });
+    let close = prop::sample::select(vec!["", ",", "}", " "]);
+    let blank = prop::sample::select(vec!["", " ", "  ", "\t"]);
+    let value = prop::sample::select(vec![
+        "0",
+        "1",
+        "-1",
+        "+3",
+        "17",
+        "1.5",
+        "2.5613e-05",
+        "1.7212877e+09",
+        "4.194304e+06",
+        "12345678901234567890",
+        "1e400",
+        "0x10",
+        "1_0",
+        "1.",
+        ".5",
+        "NaN",
+        "+Inf",
+        "-inf",
+        "1e",
+        "1.5.3",
+        "12abc",
+        "",
+    ]);
+    let tail = prop::sample::select(vec![
+        "",
+        " 1700000000000",
+        " -5",
+        " 1.5",
+        " x",
+        " # {a=\"b\"} 1",
+        "\t",
+    ]);
+    (name, labels, close, blank, value, tail).prop_map(|(n, l, c, b, v, t)| {
+        let l = if c.is_empty() || l.is_empty() {
+            l
+        } else {
+            format!("{}{c}", &l[..l.len() - 1])
+        };
+        format!("{n}{l}{b}{v}{t}")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(5000), ..ProptestConfig::default() })]
+
+    /// Whatever the sample fast path takes, the general path parses to the
+    /// same name, labels and value, with no timestamp.
+    #[test]
+    fn sample_fast_path_agrees_with_the_general_path(line in sample_line()) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        if let Some((name, value)) = line::plain_sample(&line, &mut a) {
+            for format in [Text0, OM] {
+                let general = parse_line(&line, format, &mut b);
+                let want = LineItem::Sample {
+                    name: Text { raw: name, escaped: false },
+                    value,
+                    timestamp_ms: None,
+                };
+                prop_assert_eq!(general, Ok(want), "{:?} {:?}", line, format);
+                prop_assert_eq!(&a, &b, "{:?} {:?}", line, format);
+            }
+        }
+    }
+}
+
+/// The lines the sample fast path must take, so the test above has
+/// something to compare and the fast path does not quietly stop firing.
+#[test]
+fn sample_fast_path_takes_what_exporters_write() {
+    let mut labels = Vec::new();
+    for line in [
+        "up 1",
+        "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 12345.67",
+        "go_gc_duration_seconds{quantile=\"0.5\"} 2.5613e-05",
+        "x:y_total{a=\"\"} -3",
+        "h_bucket{le=\"+Inf\"} 17",
+    ] {
+        assert!(line::plain_sample(line, &mut labels).is_some(), "{line}");
+    }
+    for line in [
+        "up 1 1700000000000",
+        "up  1",
+        "up{} NaN",
+        "up{a=\"\\\\\"} 1",
+        "{\"up\"} 1",
+    ] {
+        assert!(line::plain_sample(line, &mut labels).is_none(), "{line}");
+    }
+}
