@@ -70,8 +70,9 @@ pub(super) fn exact_decimal(b: &[u8]) -> Option<f64> {
 
 /// [`exact_decimal`] of the longest number at the start of `b`, and its
 /// length: the caller checks what follows, so a value is parsed in the
-/// pass that finds its end.
-#[inline]
+/// pass that finds its end. Always inlined: a returned `Option<(f64,
+/// usize)>` goes through memory, and reading it back stalled.
+#[inline(always)]
 pub(super) fn exact_decimal_prefix(b: &[u8]) -> Option<(f64, usize)> {
     const POW10: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,

@@ -586,6 +586,7 @@ fn resolve_name<'s>(buf: &'s mut String, name: Text<'s>) -> &'s str {
 }
 
 /// Family members carry one of the suffixes either format gives them.
+#[inline]
 fn family_type(family: &str, kind: MetricType, name: &str) -> Option<MetricType> {
     // `strip_prefix`, but compared in line: its libc `bcmp` call, one per
     // sample, cost more than the comparison.
