@@ -79,7 +79,7 @@ pub(super) fn find_quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize
 /// all eight lanes at once, where a table lookup per byte costs a load and
 /// a branch that mispredicts at every name's end. Exporters' names are long
 /// (node_exporter's average ~30 bytes), so this is the parser's hottest loop.
-#[inline]
+#[inline(always)]
 pub(super) fn name_run_end(bytes: &[u8], from: usize, colon: bool) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;

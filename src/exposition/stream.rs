@@ -424,9 +424,8 @@ impl StreamParser {
             return;
         }
         let text = text.strip_suffix('\r').unwrap_or(text);
-        // HELP and TYPE lines as exporters write them skip the general
-        // tokenizer (and its large stack frame) altogether,
-        // and so do samples without a timestamp.
+        // HELP, TYPE and sample lines as exporters write them skip the
+        // general tokenizer (and its large stack frame) altogether.
         let item = match text.as_bytes().first() {
             Some(b'#') => plain_metadata(text, self.format).map(Ok),
             _ => match plain_sample(text, labels) {

@@ -96,6 +96,7 @@ impl TypeTable {
     }
 
     /// Appends a declaration; the table is unsorted until [`TypeTable::settle`].
+    #[inline]
     pub(crate) fn push(&mut self, name: &str, kind: MetricType) {
         if let Some(&(s, e, _)) = self.entries.last()
             && compare_bytes(&self.names.as_bytes()[s..e], name.as_bytes()) != Ordering::Less
