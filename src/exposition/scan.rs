@@ -313,20 +313,14 @@ mod tests {
     fn lines_are_every_newline_in_order_and_ascii_only_when_so() {
         // Lengths around the 64-byte blocks, newlines at every density,
         // high bytes now and then, lines across blocks.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::exposition::testgen::Rng::new(7);
         let (mut non_ascii, mut ascii) = (0, 0);
         for len in (0..200).chain([255, 256, 257, 1000]) {
             for density in [0, 1, 4, 16, 64] {
                 for high_rate in [0, 1, 8] {
                     let bytes: Vec<u8> = (0..len)
                         .map(|_| {
-                            let r = next();
+                            let r = rng.next();
                             if density > 0 && r % 64 < density {
                                 b'\n'
                             } else if (r >> 8) % 256 < high_rate {

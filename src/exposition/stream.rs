@@ -1,7 +1,7 @@
 //! Chunk-by-chunk parsing in bounded memory.
 //!
-//! [`StreamParser::feed`] finds line ends with `memchr` and parses every
-//! complete line in place, straight from the caller's chunk. Only the
+//! [`StreamParser::feed`] finds line ends with bit masks ([`Lines`]) and
+//! parses every complete line in place, straight from the caller's chunk. Only the
 //! partial line at the end of a chunk is copied (into `carry`), and only
 //! until its newline arrives. Samples reach the caller as [`SampleRef`]s
 //! that borrow from the chunk, so the hot path allocates nothing: the label
