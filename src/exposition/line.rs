@@ -191,28 +191,8 @@ pub(super) fn plain_metadata(line: &str, format: Format) -> Option<LineItem<'_>>
     if b.get(end) != Some(&b' ') {
         return None;
     }
-    let kind = type_word(&b[end + 1..]).filter(|&k| allowed_type(k, format))?;
+    let kind = MetricType::from_bytes(&b[end + 1..]).filter(|&k| allowed_type(k, format))?;
     Some(LineItem::Type { name, kind })
-}
-
-/// A type word spelled exactly, as [`MetricType::from_name`] takes it: one
-/// match over the bytes, where a blank check and a string match cost a
-/// scan each.
-#[inline(always)]
-fn type_word(word: &[u8]) -> Option<MetricType> {
-    use MetricType::*;
-    Some(match word {
-        b"counter" => Counter,
-        b"gauge" => Gauge,
-        b"histogram" => Histogram,
-        b"summary" => Summary,
-        b"untyped" => Untyped,
-        b"unknown" => Unknown,
-        b"info" => Info,
-        b"stateset" => StateSet,
-        b"gaugehistogram" => GaugeHistogram,
-        _ => return None,
-    })
 }
 
 /// A sample line as exporters write it: a plain name at the start of the
