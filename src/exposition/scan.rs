@@ -257,11 +257,19 @@ fn block_masks(block: &[u8; 64]) -> (u64, u64) {
     (newlines, high)
 }
 
-/// [`block_masks`] eight bytes at a time: exact zero-byte flags for `\n`
-/// and the high bits, each gathered into eight bits by a multiplication.
+/// The portable [`block_masks`]: eight bytes at a time, exact zero-byte
+/// flags for `\n` and the high bits, each gathered into eight bits by a
+/// multiplication. Compiled everywhere, so the x86-64 build tests it
+/// against the SSE2 one.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline]
 fn block_masks(block: &[u8; 64]) -> (u64, u64) {
+    block_masks_swar(block)
+}
+
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline]
+fn block_masks_swar(block: &[u8; 64]) -> (u64, u64) {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
     let gather = |flags: u64| (flags >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
@@ -355,5 +363,33 @@ mod tests {
         assert!(ascii > 10_000, "{ascii} lines taken for ASCII");
         let edges = [b'\n'; 130];
         assert_eq!(Lines::new(&edges).count(), 130);
+    }
+
+    #[test]
+    fn block_masks_portable_and_native_agree() {
+        let mut rng = crate::exposition::testgen::Rng::new(11);
+        let mut block = [0u8; 64];
+        for round in 0..20_000 {
+            for b in block.iter_mut() {
+                let r = rng.next();
+                // Mostly the bytes that matter (`\n`, its neighbours,
+                // the high-bit edge), now and then any byte.
+                *b = match r % 8 {
+                    0 | 1 => b'\n',
+                    2 => [0x09, 0x0b, 0x8a, 0x7f, 0x80, 0xff][(r >> 8) as usize % 6],
+                    _ if round % 2 == 0 => (r >> 16) as u8,
+                    _ => b'a',
+                };
+            }
+            let (newlines, high) = block_masks_swar(&block);
+            let want_nl = (0..64)
+                .filter(|&i| block[i] == b'\n')
+                .fold(0u64, |m, i| m | 1 << i);
+            let want_hi = (0..64)
+                .filter(|&i| block[i] >= 0x80)
+                .fold(0u64, |m, i| m | 1 << i);
+            assert_eq!((newlines, high), (want_nl, want_hi), "{block:?}");
+            assert_eq!(block_masks(&block), (want_nl, want_hi), "{block:?}");
+        }
     }
 }
